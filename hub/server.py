@@ -1,0 +1,46 @@
+"""gunicorn, embedded: threaded workers, streaming bodies, long timeouts for big layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from hub.env import env_int, env_str
+
+
+def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]:
+    return {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        # A slow client pushing a large layer must not be killed mid-upload.
+        "timeout": env_int("HUB_WEB_TIMEOUT", 3600, minimum=1),
+        "graceful_timeout": env_int("HUB_WEB_GRACEFUL_TIMEOUT", 300, minimum=1),
+        "keepalive": 75,
+        "worker_connections": 1000,
+        "accesslog": env_str("HUB_ACCESS_LOG") or None,
+        "errorlog": "-",
+        "loglevel": env_str("HUB_LOG_LEVEL", "info").lower(),
+        "forwarded_allow_ips": env_str("HUB_TRUSTED_PROXIES", "127.0.0.1,::1"),
+        "proc_name": "hub",
+        # Several Hub processes may run on one machine: no shared control socket.
+        "control_socket_disable": True,
+    }
+
+
+class HubServer(BaseApplication):
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from hub.wsgi import application
+
+        return application

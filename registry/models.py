@@ -1,0 +1,119 @@
+"""The registry's data: repositories, content-addressed blobs and manifests, tags, uploads.
+
+Blob bytes live in the store (registry.storage), once per digest; everything a
+request needs to decide and answer lives here, so that any worker of any app
+process can serve any request.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Repository(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Blob(models.Model):
+    """A blob in the store. A row exists only once its bytes are complete and verified."""
+
+    digest = models.CharField(max_length=200, unique=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.digest
+
+
+class RepositoryBlob(models.Model):
+    """A blob is readable through a repository only when it was pushed or mounted there."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_links")
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="repository_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "blob"], name="repository_blob_unique")
+        ]
+
+
+class Manifest(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="manifests")
+    digest = models.CharField(max_length=200)
+    media_type = models.CharField(max_length=255)
+    artifact_type = models.CharField(max_length=255, blank=True, default="")
+    # The digest of the manifest this one refers to (OCI 1.1 `subject`), for referrers.
+    subject_digest = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    size = models.IntegerField()
+    # Manifests are small (4 MiB at most) and read far more often than written:
+    # the bytes stay in the database, so a GET is one indexed query.
+    content = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    blobs = models.ManyToManyField(Blob, related_name="manifests", blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "digest"], name="manifest_unique")
+        ]
+        indexes = [models.Index(fields=["repository", "subject_digest"])]
+
+    def __str__(self) -> str:
+        return f"{self.repository_id}@{self.digest}"
+
+
+class ManifestChild(models.Model):
+    """An index (or manifest list) names other manifests of the same repository."""
+
+    parent = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="child_links")
+    child = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="parent_links")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "child"], name="manifest_child_unique")
+        ]
+
+
+class Tag(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=128)
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="tags")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "name"], name="tag_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Upload(models.Model):
+    """A blob upload session; its running hash and store state survive between requests."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="uploads")
+    size = models.BigIntegerField(default=0)
+    hash_algorithm = models.CharField(max_length=16, default="sha256")
+    # Serialized running hash (registry.digests) over bytes [0, size).
+    hash_state = models.BinaryField(null=True, blank=True)
+    # Whatever the storage backend needs to go on (a path, an S3 multipart id and parts).
+    storage_state = models.JSONField(default=dict, blank=True)
+    # A request streaming into the session holds it until `lease_until`, so two
+    # requests (on any worker or node) never write the same session at once.
+    lease_token = models.CharField(max_length=32, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return str(self.id)

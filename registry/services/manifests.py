@@ -1,0 +1,268 @@
+"""Manifests: checked on the way in, stored whole, found by tag or digest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from registry import mediatypes as mt
+from registry.digests import Digest, DigestError, parse_digest
+from registry.errors import RegistryError
+from registry.models import Manifest, ManifestChild, Repository, RepositoryBlob, Tag
+from registry.names import TAG_RE
+
+
+@dataclass
+class ParsedManifest:
+    media_type: str
+    artifact_type: str = ""
+    subject: str = ""
+    annotations: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, int] = field(default_factory=dict)  # digest -> size
+    children: dict[str, int] = field(default_factory=dict)  # digest -> size
+
+
+def _invalid(message: str, **detail: Any) -> RegistryError:
+    return RegistryError("MANIFEST_INVALID", message, detail=detail or None)
+
+
+def _descriptor(value: Any, where: str) -> tuple[str, int, str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise _invalid(f"{where} must be a descriptor object")
+    digest, size, media_type = value.get("digest"), value.get("size"), value.get("mediaType")
+    if not isinstance(digest, str):
+        raise _invalid(f"{where}.digest is missing")
+    try:
+        parse_digest(digest)
+    except DigestError as exc:
+        raise _invalid(f"{where}.digest: {exc}") from None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _invalid(f"{where}.size must be a non-negative integer")
+    if not isinstance(media_type, str) or not media_type:
+        raise _invalid(f"{where}.mediaType is missing")
+    return digest, size, media_type, value
+
+
+def parse_manifest(content: bytes, content_type: str) -> ParsedManifest:
+    """Check a manifest's JSON and structure; what it references is checked by the caller."""
+    content_type = content_type.split(";", 1)[0].strip()
+    if content_type in mt.DOCKER_SCHEMA1:
+        raise RegistryError(
+            "UNSUPPORTED", "Docker schema 1 manifests are not supported; push schema 2 or OCI"
+        )
+    try:
+        doc = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid("manifest is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise _invalid("manifest must be a JSON object")
+    if doc.get("schemaVersion") == 1:
+        raise RegistryError("UNSUPPORTED", "Docker schema 1 manifests are not supported")
+    if doc.get("schemaVersion") != 2:
+        raise _invalid("schemaVersion must be 2")
+    body_type = doc.get("mediaType")
+    if body_type is not None and not isinstance(body_type, str):
+        raise _invalid("mediaType must be a string")
+    if body_type and content_type and body_type != content_type:
+        raise _invalid(
+            "mediaType does not match Content-Type", mediaType=body_type, contentType=content_type
+        )
+    media_type = body_type or content_type
+    if not media_type:
+        media_type = mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
+    if media_type not in mt.MANIFESTS:
+        raise RegistryError(
+            "UNSUPPORTED", f"unsupported manifest media type {media_type[:200]!r}", status=415
+        )
+    parsed = ParsedManifest(media_type=media_type)
+    artifact_type = doc.get("artifactType")
+    if artifact_type is not None:
+        if not isinstance(artifact_type, str):
+            raise _invalid("artifactType must be a string")
+        parsed.artifact_type = artifact_type
+    annotations = doc.get("annotations")
+    if annotations is not None:
+        if not isinstance(annotations, dict) or not all(
+            isinstance(v, str) for v in annotations.values()
+        ):
+            raise _invalid("annotations must map strings to strings")
+        parsed.annotations = annotations
+    if "subject" in doc:
+        parsed.subject = _descriptor(doc["subject"], "subject")[0]
+
+    if media_type in mt.IMAGE_MANIFESTS:
+        if "manifests" in doc:
+            raise _invalid("an image manifest has no manifests list")
+        config = _descriptor(doc.get("config"), "config")
+        parsed.blobs[config[0]] = config[1]
+        if not parsed.artifact_type and media_type == mt.OCI_MANIFEST:
+            parsed.artifact_type = config[2]
+        layers = doc.get("layers", [])
+        if not isinstance(layers, list):
+            raise _invalid("layers must be a list")
+        for i, layer in enumerate(layers):
+            digest, size, layer_type, raw = _descriptor(layer, f"layers[{i}]")
+            if layer_type in mt.FOREIGN_LAYERS and raw.get("urls"):
+                continue
+            parsed.blobs[digest] = size
+    else:
+        if "layers" in doc or "config" in doc:
+            raise _invalid("an index has no config or layers")
+        manifests = doc.get("manifests")
+        if not isinstance(manifests, list):
+            raise _invalid("manifests must be a list")
+        for i, child in enumerate(manifests):
+            digest, size, _, _ = _descriptor(child, f"manifests[{i}]")
+            parsed.children[digest] = size
+    return parsed
+
+
+def _check_references(repository: Repository, parsed: ParsedManifest) -> tuple[list[int], list[int]]:
+    blob_ids: list[int] = []
+    if parsed.blobs:
+        found = {
+            digest: (blob_id, size)
+            for digest, blob_id, size in RepositoryBlob.objects.filter(
+                repository=repository, blob__digest__in=list(parsed.blobs)
+            ).values_list("blob__digest", "blob_id", "blob__size")
+        }
+        for digest, size in parsed.blobs.items():
+            if digest not in found:
+                raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
+            if found[digest][1] != size:
+                raise _invalid(
+                    "descriptor size does not match the blob", digest=digest,
+                    size=size, blobSize=found[digest][1],
+                )
+            blob_ids.append(found[digest][0])
+    child_ids: list[int] = []
+    if parsed.children:
+        found_children = {
+            digest: (manifest_id, size)
+            for digest, manifest_id, size in Manifest.objects.filter(
+                repository=repository, digest__in=list(parsed.children)
+            ).values_list("digest", "id", "size")
+        }
+        for digest, size in parsed.children.items():
+            if digest not in found_children:
+                raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
+            if found_children[digest][1] != size:
+                raise _invalid("descriptor size does not match the manifest", digest=digest)
+            child_ids.append(found_children[digest][0])
+    return blob_ids, child_ids
+
+
+def manifest_put(
+    *,
+    repository: Repository,
+    reference_tag: str | None,
+    reference_digest: Digest | None,
+    content: bytes,
+    content_type: str,
+    extra_tags: list[str] | None = None,
+) -> tuple[Manifest, list[str]]:
+    """Store a manifest, and point the tag (if any) at it; returns it and the tags set."""
+    if len(content) > settings.HUB_MANIFEST_MAX_BYTES:
+        raise RegistryError(
+            "SIZE_INVALID",
+            f"manifest is larger than {settings.HUB_MANIFEST_MAX_BYTES} bytes",
+            status=413,
+        )
+    algorithm = reference_digest.algorithm if reference_digest else "sha256"
+    digest = f"{algorithm}:{hashlib.new(algorithm, content).hexdigest()}"
+    if reference_digest is not None and digest != str(reference_digest):
+        raise RegistryError(
+            "DIGEST_INVALID", detail={"expected": str(reference_digest), "computed": digest}
+        )
+    tags = [reference_tag] if reference_tag else []
+    for tag in extra_tags or []:
+        if not TAG_RE.match(tag):
+            raise _invalid("invalid tag", tag=tag[:200])
+        tags.append(tag)
+    parsed = parse_manifest(content, content_type)
+    with transaction.atomic():
+        blob_ids, child_ids = _check_references(repository, parsed)
+        manifest, created = Manifest.objects.get_or_create(
+            repository=repository,
+            digest=digest,
+            defaults={
+                "media_type": parsed.media_type,
+                "artifact_type": parsed.artifact_type,
+                "subject_digest": parsed.subject,
+                "annotations": parsed.annotations,
+                "size": len(content),
+                "content": content,
+            },
+        )
+        if created:
+            manifest.blobs.add(*blob_ids)
+            ManifestChild.objects.bulk_create(
+                [ManifestChild(parent=manifest, child_id=cid) for cid in child_ids]
+            )
+        for tag in tags:
+            Tag.objects.update_or_create(
+                repository=repository, name=tag, defaults={"manifest": manifest}
+            )
+    return manifest, tags
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    digest: str
+    media_type: str
+    size: int
+    content: bytes | None
+
+
+def manifest_lookup(
+    *, repository_name: str, tag: str | None, digest: Digest | None, with_content: bool
+) -> ManifestRow | None:
+    """One indexed query by tag or by digest."""
+    if tag is not None:
+        qs = Tag.objects.filter(repository__name=repository_name, name=tag)
+        prefix = "manifest__"
+    else:
+        qs = Manifest.objects.filter(repository__name=repository_name, digest=str(digest))
+        prefix = ""
+    fields = [f"{prefix}digest", f"{prefix}media_type", f"{prefix}size"]
+    if with_content:
+        fields.append(f"{prefix}content")
+    row = qs.values_list(*fields).first()
+    if row is None:
+        return None
+    content = bytes(row[3]) if with_content else None
+    return ManifestRow(row[0], row[1], row[2], content)
+
+
+def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest | None) -> bool:
+    with transaction.atomic():
+        if tag is not None:
+            deleted, _ = Tag.objects.filter(repository=repository, name=tag).delete()
+        else:
+            deleted, _ = Manifest.objects.filter(repository=repository, digest=str(digest)).delete()
+    return bool(deleted)
+
+
+def referrers(
+    *, repository_name: str, digest: Digest, artifact_type: str | None, limit: int
+) -> list[dict[str, Any]]:
+    qs = Manifest.objects.filter(repository__name=repository_name, subject_digest=str(digest))
+    if artifact_type:
+        qs = qs.filter(artifact_type=artifact_type)
+    descriptors = []
+    rows = qs.order_by("id").values_list(
+        "media_type", "digest", "size", "artifact_type", "annotations"
+    )
+    for media_type, manifest_digest, size, art_type, annotations in rows[:limit]:
+        descriptor: dict[str, Any] = {"mediaType": media_type, "digest": manifest_digest, "size": size}
+        if art_type:
+            descriptor["artifactType"] = art_type
+        if annotations:
+            descriptor["annotations"] = annotations
+        descriptors.append(descriptor)
+    return descriptors

@@ -1,0 +1,304 @@
+"""Blob uploads: sessions that stream into the store and hash as the bytes pass.
+
+A session's size, running hash and store state are saved together after each
+request, so the next request may come to any worker of any app process. While
+a request streams into a session it holds a short, renewed lease on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from registry.digests import Digest, PlainHash, ResumableHash
+from registry.errors import RegistryError
+from registry.models import Blob, Repository, RepositoryBlob, Upload
+from registry.storage import get_storage
+
+LEASE_SECONDS = 60
+LEASE_RENEW_SECONDS = 15
+
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[= ])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
+
+
+@dataclass(frozen=True)
+class ContentRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_content_range(value: str) -> ContentRange:
+    """`start-end`, with or without the `bytes=`/`bytes ` prefix clients add."""
+    match = _CONTENT_RANGE_RE.match(value.strip())
+    if not match:
+        raise RegistryError(
+            "BLOB_UPLOAD_INVALID", "invalid Content-Range", detail={"Content-Range": value[:100]},
+            status=416,
+        )
+    start, end = int(match.group(1)), int(match.group(2))
+    if end < start:
+        raise RegistryError(
+            "BLOB_UPLOAD_INVALID", "Content-Range ends before it starts", status=416
+        )
+    return ContentRange(start, end)
+
+
+def upload_range_header(size: int) -> str:
+    # distribution answers 0-0 for an empty session; clients expect that form.
+    return f"0-{max(size - 1, 0)}"
+
+
+def upload_start(*, repository: Repository, hash_algorithm: str = "sha256") -> Upload:
+    open_sessions = Upload.objects.filter(repository=repository).count()
+    if open_sessions >= settings.HUB_UPLOADS_PER_REPOSITORY:
+        raise RegistryError(
+            "TOO_MANY_REQUESTS",
+            f"this repository has {open_sessions} open uploads; finish or cancel some first",
+        )
+    upload = Upload(repository=repository, hash_algorithm=hash_algorithm, updated_at=timezone.now())
+    upload.storage_state = get_storage().upload_create(str(upload.id))
+    upload.hash_state = _initial_state(hash_algorithm)
+    upload.save(force_insert=True)
+    return upload
+
+
+def _initial_state(algorithm: str) -> bytes | None:
+    return ResumableHash(algorithm).state() if ResumableHash.available() else None
+
+
+def upload_get(*, repository: Repository, upload_id: str) -> Upload:
+    """The session, if it belongs to this repository and has not expired."""
+    try:
+        upload = Upload.objects.get(pk=uuid.UUID(upload_id), repository=repository)
+    except (Upload.DoesNotExist, ValueError):
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]}) from None
+    idle = timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT)
+    if upload.updated_at < timezone.now() - idle:
+        upload_discard(upload=upload)
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload expired", detail={"uuid": upload_id})
+    return upload
+
+
+def upload_discard(*, upload: Upload) -> None:
+    """Cancel a session and remove its data."""
+    get_storage().upload_abort(str(upload.id), upload.storage_state)
+    Upload.objects.filter(pk=upload.pk).delete()
+
+
+class _Lease:
+    def __init__(self, upload: Upload) -> None:
+        self.upload_id = upload.pk
+        self.token = secrets.token_hex(8)
+        self.renewed = 0.0
+
+    def acquire(self) -> Upload:
+        now = timezone.now()
+        claimed = (
+            Upload.objects.filter(pk=self.upload_id)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_token=self.token, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        )
+        if not claimed:
+            if not Upload.objects.filter(pk=self.upload_id).exists():
+                raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": str(self.upload_id)})
+            raise RegistryError(
+                "BLOB_UPLOAD_INVALID", "another request is writing to this upload", status=409
+            )
+        self.renewed = time.monotonic()
+        # Read the state only now that it can no longer change under us.
+        return Upload.objects.get(pk=self.upload_id)
+
+    def renew_if_due(self) -> None:
+        if time.monotonic() - self.renewed < LEASE_RENEW_SECONDS:
+            return
+        until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+        if not Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
+            lease_until=until
+        ):
+            raise RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over", status=409)
+        self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
+            lease_token="", lease_until=None
+        )
+
+    def save(self, upload: Upload) -> None:
+        saved = Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
+            size=upload.size,
+            hash_state=upload.hash_state,
+            storage_state=upload.storage_state,
+            updated_at=timezone.now(),
+            lease_token="",
+            lease_until=None,
+        )
+        if not saved:
+            raise RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over", status=409)
+
+
+def _hashing(
+    chunks: Iterable[bytes], hasher: ResumableHash | PlainHash | None, lease: _Lease
+) -> Iterator[bytes]:
+    for chunk in chunks:
+        if hasher is not None:
+            hasher.update(chunk)
+        lease.renew_if_due()
+        yield chunk
+
+
+def _write(upload: Upload, lease: _Lease, chunks: Iterable[bytes]) -> None:
+    """Stream `chunks` into the session at its size; updates `upload` in place (unsaved)."""
+    hasher = ResumableHash.load(upload.hash_algorithm, upload.hash_state)
+    state, written = get_storage().upload_write(
+        str(upload.id), upload.storage_state, upload.size, _hashing(chunks, hasher, lease)
+    )
+    upload.storage_state = state
+    upload.size += written
+    upload.hash_state = hasher.state() if hasher is not None else None
+
+
+def _check_range(upload: Upload, content_range: ContentRange | None, length: int | None) -> None:
+    if content_range is None:
+        return
+    if content_range.start != upload.size:
+        raise RegistryError(
+            "BLOB_UPLOAD_INVALID",
+            f"chunk starts at {content_range.start}, the upload is at {upload.size}",
+            status=416,
+            headers={
+                "Range": upload_range_header(upload.size),
+                "Location": upload_location(upload),
+                "Docker-Upload-UUID": str(upload.id),
+            },
+        )
+    if length is not None and length != content_range.length:
+        raise RegistryError(
+            "SIZE_INVALID", "Content-Length does not match Content-Range",
+            detail={"Content-Length": length, "Content-Range": content_range.length},
+        )
+
+
+def upload_location(upload: Upload) -> str:
+    return f"/v2/{upload.repository.name}/blobs/uploads/{upload.id}"
+
+
+def upload_append(
+    *,
+    upload: Upload,
+    chunks: Iterable[bytes],
+    content_range: ContentRange | None = None,
+    length: int | None = None,
+) -> Upload:
+    lease = _Lease(upload)
+    current = lease.acquire()
+    current.repository = upload.repository
+    try:
+        _check_range(current, content_range, length)
+        _write(current, lease, chunks)
+        lease.save(current)
+    except BaseException:
+        lease.release()
+        raise
+    return current
+
+
+def upload_finish(
+    *,
+    upload: Upload,
+    digest: Digest,
+    chunks: Iterable[bytes] | None = None,
+    content_range: ContentRange | None = None,
+    length: int | None = None,
+) -> Blob:
+    """Append the last chunk (if any), verify the digest and make the blob visible."""
+    lease = _Lease(upload)
+    current = lease.acquire()
+    current.repository = upload.repository
+    try:
+        if chunks is not None:
+            _check_range(current, content_range, length)
+            _write(current, lease, chunks)
+        computed = _computed_digest(current, digest.algorithm)
+        if computed != str(digest):
+            upload_discard(upload=current)
+            raise RegistryError(
+                "DIGEST_INVALID",
+                detail={"expected": str(digest), "computed": computed, "size": current.size},
+            )
+        storage = get_storage()
+        storage.upload_commit(str(current.id), current.storage_state, str(digest))
+        with transaction.atomic():
+            blob = _blob_record(str(digest), current.size)
+            _link(current.repository, blob)
+            Upload.objects.filter(pk=current.pk).delete()
+        return blob
+    except BaseException:
+        lease.release()
+        raise
+
+
+def _computed_digest(upload: Upload, algorithm: str) -> str:
+    if algorithm == upload.hash_algorithm:
+        hasher = ResumableHash.load(algorithm, upload.hash_state)
+        if hasher is not None:
+            return hasher.digest()
+    # Another algorithm than the one we hashed with (or no saved state): read it back.
+    h = hashlib.new(algorithm)
+    for chunk in get_storage().upload_read(str(upload.id), upload.storage_state):
+        h.update(chunk)
+    return f"{algorithm}:{h.hexdigest()}"
+
+
+def _blob_record(digest: str, size: int) -> Blob:
+    blob = Blob.objects.filter(digest=digest).first()
+    if blob is not None:
+        return blob
+    try:
+        with transaction.atomic():
+            return Blob.objects.create(digest=digest, size=size)
+    except IntegrityError:
+        return Blob.objects.get(digest=digest)
+
+
+def _link(repository: Repository, blob: Blob) -> None:
+    if RepositoryBlob.objects.filter(repository=repository, blob=blob).exists():
+        return
+    try:
+        with transaction.atomic():
+            RepositoryBlob.objects.create(repository=repository, blob=blob)
+    except IntegrityError:
+        pass  # linked by a concurrent request
+
+
+def blob_put_monolithic(*, repository: Repository, digest: Digest, chunks: Iterable[bytes]) -> Blob:
+    upload = upload_start(repository=repository, hash_algorithm=digest.algorithm)
+    try:
+        return upload_finish(upload=upload, digest=digest, chunks=chunks)
+    except BaseException:
+        # Nothing of a failed monolithic upload is kept: there is no session to resume.
+        if Upload.objects.filter(pk=upload.pk).exists():
+            upload_discard(upload=upload)
+        raise
+
+
+def blob_mount(*, repository: Repository, source: Repository, digest: Digest) -> Blob | None:
+    blob = Blob.objects.filter(digest=str(digest), repository_links__repository=source).first()
+    if blob is None:
+        return None
+    _link(repository, blob)
+    return blob

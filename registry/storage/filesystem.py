@@ -1,0 +1,107 @@
+"""Blobs in a local (or mounted network) folder; downloads go out with sendfile."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from registry.storage.base import Storage, StorageError, StorageState, blob_key
+
+READ_SIZE = 1024 * 1024
+
+
+class FilesystemStorage(Storage):
+    name = "filesystem"
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.fsync = fsync
+        self.uploads = self.root / "uploads"
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+
+    def _upload_path(self, upload_id: str) -> Path:
+        return self.uploads / upload_id
+
+    def upload_create(self, upload_id: str) -> StorageState:
+        self._upload_path(upload_id).touch()
+        return {}
+
+    def upload_write(
+        self, upload_id: str, state: StorageState, offset: int, chunks: Iterable[bytes]
+    ) -> tuple[StorageState, int]:
+        written = 0
+        path = self._upload_path(upload_id)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            raise StorageError(f"upload data for {upload_id} is missing") from None
+        try:
+            # Write at the saved offset and cut what a failed request may have left beyond it.
+            os.lseek(fd, offset, os.SEEK_SET)
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                    written += n
+            os.ftruncate(fd, offset + written)
+        finally:
+            os.close(fd)
+        return state, written
+
+    def upload_read(self, upload_id: str, state: StorageState) -> Iterator[bytes]:
+        with open(self._upload_path(upload_id), "rb") as f:
+            while chunk := f.read(READ_SIZE):
+                yield chunk
+
+    def upload_commit(self, upload_id: str, state: StorageState, digest: str) -> None:
+        src = self._upload_path(upload_id)
+        dst = self.root / blob_key(digest)
+        if dst.exists():
+            src.unlink(missing_ok=True)
+            return
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if self.fsync:
+            fd = os.open(src, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        # rename is atomic: a reader sees no file or the whole verified blob.
+        os.replace(src, dst)
+        if self.fsync:
+            dir_fd = os.open(dst.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def upload_abort(self, upload_id: str, state: StorageState) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)
+
+    def blob_exists(self, digest: str) -> bool:
+        return (self.root / blob_key(digest)).is_file()
+
+    def blob_path(self, digest: str) -> Path | None:
+        return self.root / blob_key(digest)
+
+    def blob_read(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        with open(self.root / blob_key(digest), "rb") as f:
+            f.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                chunk = f.read(READ_SIZE if remaining is None else min(READ_SIZE, remaining))
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def blob_delete(self, digest: str) -> None:
+        (self.root / blob_key(digest)).unlink(missing_ok=True)
+
+    def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"{self.root} is not writable")

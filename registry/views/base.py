@@ -1,0 +1,74 @@
+"""What every /v2/ view shares: spec errors, the API version header, no CSRF."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from registry.errors import RegistryError, error_response
+from registry.storage import StorageError
+from registry.streams import IncompleteBody
+
+log = logging.getLogger(__name__)
+
+API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+
+View = Callable[..., HttpResponseBase]
+
+
+def registry_view(*methods: str) -> Callable[[View], View]:
+    """Answer RegistryError (and any store failure) in the spec's JSON format."""
+    allowed = set(methods)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            try:
+                if request.method not in allowed:
+                    raise RegistryError(
+                        "UNSUPPORTED",
+                        f"{request.method} is not allowed here",
+                        status=405,
+                        headers={"Allow": ", ".join(sorted(allowed))},
+                    )
+                response = view(request, *args, **kwargs)
+            except RegistryError as exc:
+                response = error_response(exc)
+                if request.method == "HEAD":
+                    response.content = b""
+            except IncompleteBody as exc:
+                response = error_response(RegistryError("SIZE_INVALID", str(exc)))
+            except StorageError as exc:
+                log.exception("storage failure")
+                response = error_response(
+                    RegistryError("UNSUPPORTED", f"storage unavailable: {exc}", status=503)
+                )
+                response["Retry-After"] = "5"
+            response[API_VERSION[0]] = API_VERSION[1]
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def json_response(data: Any, *, status: int = 200, content_type: str = "application/json") -> HttpResponse:
+    return JsonResponse(data, status=status, content_type=content_type, safe=False)
+
+
+@registry_view("GET")
+def base(request: HttpRequest) -> HttpResponse:
+    return json_response({})
+
+
+@registry_view("GET", "POST", "PUT", "PATCH", "DELETE")
+def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    raise RegistryError("UNSUPPORTED", "no such endpoint", status=404, detail={"path": path[:300]})

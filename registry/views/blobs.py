@@ -1,0 +1,116 @@
+"""GET, HEAD and DELETE of blobs; downloads use sendfile or a redirect to the store."""
+
+from __future__ import annotations
+
+import re
+
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+
+from registry import access
+from registry.errors import RegistryError
+from registry.models import RepositoryBlob
+from registry.names import check_digest, check_name
+from registry.services.repositories import repository_get
+from registry.storage import get_storage
+from registry.views.base import registry_view
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _blob_size(name: str, digest: str) -> int:
+    size = (
+        RepositoryBlob.objects.filter(repository__name=name, blob__digest=digest)
+        .values_list("blob__size", flat=True)
+        .first()
+    )
+    if size is None:
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+    return size
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a single `bytes=` range; None to send the whole blob."""
+    match = _RANGE_RE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None  # unknown units or syntax: RFC 9110 says ignore the header
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    else:
+        suffix = int(last)
+        if suffix == 0:
+            raise _unsatisfiable(size)
+        start, end = max(size - suffix, 0), size - 1
+    if start >= size:
+        raise _unsatisfiable(size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> RegistryError:
+    return RegistryError(
+        "BLOB_UNKNOWN", "requested range not satisfiable", status=416,
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+@registry_view("GET", "DELETE")
+def blob(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
+    check_name(name)
+    parsed = check_digest(digest)
+    if request.method == "DELETE":
+        return _delete(request, name, str(parsed))
+    if not access.may_read(request, name):
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+    size = _blob_size(name, str(parsed))
+    headers = {
+        "Docker-Content-Digest": str(parsed),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+        "ETag": f'"{parsed}"',
+    }
+    if request.method == "HEAD":
+        response = HttpResponse(status=200, content_type="application/octet-stream", headers=headers)
+        response["Content-Length"] = str(size)
+        return response
+    storage = get_storage()
+    redirect = storage.blob_redirect_url(str(parsed))
+    if redirect is not None:
+        return HttpResponse(status=307, headers={**headers, "Location": redirect})
+    byte_range = _parse_range(request.headers["Range"], size) if "Range" in request.headers else None
+    if byte_range is not None and byte_range != (0, size - 1):
+        start, end = byte_range
+        response = StreamingHttpResponse(
+            storage.blob_read(str(parsed), start, end),
+            status=206,
+            content_type="application/octet-stream",
+            headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"},
+        )
+        response["Content-Length"] = str(end - start + 1)
+        return response
+    path = storage.blob_path(str(parsed))
+    if path is not None:
+        # FileResponse goes out through wsgi.file_wrapper: gunicorn uses sendfile.
+        file_response = FileResponse(
+            open(path, "rb"), content_type="application/octet-stream", headers=headers
+        )
+        file_response["Content-Length"] = str(size)
+        return file_response
+    response = StreamingHttpResponse(
+        storage.blob_read(str(parsed)), content_type="application/octet-stream", headers=headers
+    )
+    response["Content-Length"] = str(size)
+    return response
+
+
+def _delete(request: HttpRequest, name: str, digest: str) -> HttpResponse:
+    if not access.may_delete(request, name):
+        raise RegistryError("DENIED")
+    repository = repository_get(name)
+    deleted, _ = RepositoryBlob.objects.filter(repository=repository, blob__digest=digest).delete()
+    if not deleted:
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+    # The bytes stay in the store until garbage collection finds no repository links them.
+    return HttpResponse(status=202, headers={"Docker-Content-Digest": digest})

@@ -1,0 +1,102 @@
+"""tags/list, _catalog and referrers: paginated with `n`, `last` and a Link header."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from registry import access
+from registry import mediatypes as mt
+from registry.errors import RegistryError
+from registry.models import Repository, Tag
+from registry.names import check_digest, check_name
+from registry.services import manifests as svc
+from registry.views.base import json_response, registry_view
+
+
+def _page_size(request: HttpRequest) -> int:
+    raw = request.GET.get("n")
+    cap = settings.HUB_PAGE_SIZE_MAX
+    if raw is None or raw == "":
+        return cap
+    try:
+        n = int(raw)
+    except ValueError:
+        raise RegistryError(
+            "PAGINATION_NUMBER_INVALID", "n must be a whole number", status=400
+        ) from None
+    if n < 0:
+        raise RegistryError("PAGINATION_NUMBER_INVALID", "n must not be negative", status=400)
+    return min(n, cap)
+
+
+def _with_link(response: HttpResponse, path: str, n: int, last: str | None) -> HttpResponse:
+    if last is not None:
+        response["Link"] = f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'
+    return response
+
+
+@registry_view("GET")
+def tags_list(request: HttpRequest, name: str) -> HttpResponse:
+    check_name(name)
+    n = _page_size(request)
+    last = request.GET.get("last")
+    repository = Repository.objects.filter(name=name).first()
+    if repository is None or not access.may_read(request, name):
+        raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+    qs = Tag.objects.filter(repository=repository)
+    if last:
+        qs = qs.filter(name__gt=last)
+    names = list(qs.order_by("name").values_list("name", flat=True)[: n + 1]) if n else []
+    more = len(names) > n
+    names = names[:n]
+    response = json_response({"name": name, "tags": names})
+    return _with_link(response, f"/v2/{name}/tags/list", n, names[-1] if more else None)
+
+
+@registry_view("GET")
+def catalog(request: HttpRequest) -> HttpResponse:
+    n = _page_size(request)
+    last = request.GET.get("last")
+    qs = Repository.objects.all()
+    if last:
+        qs = qs.filter(name__gt=last)
+    names: list[str] = []
+    more = False
+    # Walk in pages so that repositories the caller may not read are skipped cheaply.
+    batch = qs.order_by("name").values_list("name", flat=True)
+    for repo_name in batch.iterator(chunk_size=500) if n else []:
+        if not access.may_read(request, repo_name):
+            continue
+        if len(names) == n:
+            more = True
+            break
+        names.append(repo_name)
+    response = json_response({"repositories": names})
+    return _with_link(response, "/v2/_catalog", n, names[-1] if more else None)
+
+
+@registry_view("GET")
+def referrers(request: HttpRequest, name: str, digest: str) -> HttpResponse:
+    check_name(name)
+    subject = check_digest(digest)
+    artifact_type = request.GET.get("artifactType") or None
+    descriptors = (
+        svc.referrers(
+            repository_name=name,
+            digest=subject,
+            artifact_type=artifact_type,
+            limit=settings.HUB_PAGE_SIZE_MAX,
+        )
+        if access.may_read(request, name)
+        else []
+    )
+    response = json_response(
+        {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors},
+        content_type=mt.OCI_INDEX,
+    )
+    if artifact_type:
+        response["OCI-Filters-Applied"] = "artifactType"
+    return response
