@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import MotoS3, start_moto
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path: Path) -> None:
+    """Each test gets its own empty filesystem store."""
+    settings.HUB_STORAGE = "filesystem"
+    settings.HUB_STORAGE_DIR = tmp_path / "storage"
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """moto's S3 server on loopback, started once for the session."""
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_s3: MotoS3) -> str:
+    """A fresh, empty bucket on the moto server."""
+    import boto3
+
+    name = f"hub-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=moto_s3.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket=name)
+    return name
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hub: DATABASE_URL={'set' if os.environ.get('DATABASE_URL') else 'unset (SQLite)'}"

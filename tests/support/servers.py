@@ -1,0 +1,129 @@
+"""Real processes the tests start on loopback: `hub serve` nodes and moto's S3 server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, *, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback only
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, whatever it says
+        except OSError as exc:
+            last = exc
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+
+
+@dataclass
+class MotoS3:
+    endpoint: str
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_moto(log_dir: Path) -> MotoS3:
+    port = free_port()
+    log = open(log_dir / f"moto-{port}.log", "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(endpoint + "/", proc=proc)
+    return MotoS3(endpoint, proc)
+
+
+@dataclass
+class HubProcess:
+    url: str
+    port: int
+    data_dir: Path
+    env: dict[str, str]
+    proc: subprocess.Popen
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        fresh = start_hub(self.data_dir, env=self.env, port=self.port, args=self.extra_args)
+        self.proc, self.log_path = fresh.proc, fresh.log_path
+
+
+def start_hub(
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    args: list[str] | None = None,
+    timeout: float = 60.0,
+) -> HubProcess:
+    """Start `hub serve` as a user would; `env` adds to (and overrides) the test's environment."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, "HUB_DATA_DIR": str(data_dir), **(env or {})}
+    full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    log_path = data_dir / f"hub-{port}-{time.monotonic_ns()}.log"
+    log = open(log_path, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "hub"), "serve", "--bind", f"127.0.0.1:{port}", *(args or [])],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/v2/", timeout=timeout, proc=proc)
+    except Exception:
+        proc.kill()
+        raise RuntimeError(f"hub serve did not start:\n{log_path.read_text(errors='replace')}")
+    return HubProcess(url, port, data_dir, dict(env or {}), proc, log_path, list(args or []))
