@@ -43,3 +43,23 @@ def s3_bucket(moto_s3: MotoS3) -> str:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hub: DATABASE_URL={'set' if os.environ.get('DATABASE_URL') else 'unset (SQLite)'}"
+
+
+@pytest.fixture(params=["filesystem", pytest.param("s3", marks=pytest.mark.s3)])
+def storage_backend(request: pytest.FixtureRequest, settings) -> str:
+    """Run a test once on each blob store."""
+    if request.param == "s3":
+        moto: MotoS3 = request.getfixturevalue("moto_s3")
+        settings.HUB_STORAGE = "s3"
+        settings.HUB_S3 = {
+            "endpoint_url": moto.endpoint,
+            "bucket": request.getfixturevalue("s3_bucket"),
+            "region": "us-east-1",
+            "access_key_id": "test",
+            "secret_access_key": "test",
+            "prefix": "",
+            "redirect": False,
+            "redirect_ttl": 600,
+            "part_size": 5 * 1024 * 1024,
+        }
+    return str(request.param)
