@@ -46,6 +46,9 @@ class RepositoryBlob(models.Model):
             models.UniqueConstraint(fields=["repository", "blob"], name="repository_blob_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.repository_id}:{self.blob_id}"
+
 
 class Manifest(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="manifests")
@@ -82,6 +85,9 @@ class ManifestChild(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["parent", "child"], name="manifest_child_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.parent_id}->{self.child_id}"
 
 
 class Tag(models.Model):

@@ -122,7 +122,9 @@ def parse_manifest(content: bytes, content_type: str) -> ParsedManifest:
     return parsed
 
 
-def _check_references(repository: Repository, parsed: ParsedManifest) -> tuple[list[int], list[int]]:
+def _check_references(
+    repository: Repository, parsed: ParsedManifest
+) -> tuple[list[int], list[int]]:
     blob_ids: list[int] = []
     if parsed.blobs:
         found = {
@@ -136,8 +138,10 @@ def _check_references(repository: Repository, parsed: ParsedManifest) -> tuple[l
                 raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
             if found[digest][1] != size:
                 raise _invalid(
-                    "descriptor size does not match the blob", digest=digest,
-                    size=size, blobSize=found[digest][1],
+                    "descriptor size does not match the blob",
+                    digest=digest,
+                    size=size,
+                    blobSize=found[digest][1],
                 )
             blob_ids.append(found[digest][0])
     child_ids: list[int] = []
@@ -258,11 +262,15 @@ def referrers(
     rows = qs.order_by("id").values_list(
         "media_type", "digest", "size", "artifact_type", "annotations"
     )
-    for media_type, manifest_digest, size, art_type, annotations in rows[:limit]:
-        descriptor: dict[str, Any] = {"mediaType": media_type, "digest": manifest_digest, "size": size}
+    for media_type, manifest_digest, size, art_type, notes in rows[:limit]:
+        descriptor: dict[str, Any] = {
+            "mediaType": media_type,
+            "digest": manifest_digest,
+            "size": size,
+        }
         if art_type:
             descriptor["artifactType"] = art_type
-        if annotations:
-            descriptor["annotations"] = annotations
+        if notes:
+            descriptor["annotations"] = notes
         descriptors.append(descriptor)
     return descriptors

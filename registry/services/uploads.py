@@ -47,7 +47,9 @@ def parse_content_range(value: str) -> ContentRange:
     match = _CONTENT_RANGE_RE.match(value.strip())
     if not match:
         raise RegistryError(
-            "BLOB_UPLOAD_INVALID", "invalid Content-Range", detail={"Content-Range": value[:100]},
+            "BLOB_UPLOAD_INVALID",
+            "invalid Content-Range",
+            detail={"Content-Range": value[:100]},
             status=416,
         )
     start, end = int(match.group(1)), int(match.group(2))
@@ -188,7 +190,8 @@ def _check_range(upload: Upload, content_range: ContentRange | None, length: int
         )
     if length is not None and length != content_range.length:
         raise RegistryError(
-            "SIZE_INVALID", "Content-Length does not match Content-Range",
+            "SIZE_INVALID",
+            "Content-Length does not match Content-Range",
             detail={"Content-Length": length, "Content-Range": content_range.length},
         )
 

@@ -66,7 +66,7 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def blob_delete(self, digest: str) -> None: ...
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional for backends
         """Raise StorageError when the store cannot be reached (for readiness)."""
 
 

@@ -60,7 +60,9 @@ def registry_view(*methods: str) -> Callable[[View], View]:
     return decorate
 
 
-def json_response(data: Any, *, status: int = 200, content_type: str = "application/json") -> HttpResponse:
+def json_response(
+    data: Any, *, status: int = 200, content_type: str = "application/json"
+) -> HttpResponse:
     return JsonResponse(data, status=status, content_type=content_type, safe=False)
 
 

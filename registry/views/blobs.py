@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 
 from registry import access
 from registry.errors import RegistryError
@@ -51,7 +57,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 def _unsatisfiable(size: int) -> RegistryError:
     return RegistryError(
-        "BLOB_UNKNOWN", "requested range not satisfiable", status=416,
+        "BLOB_UNKNOWN",
+        "requested range not satisfiable",
+        status=416,
         headers={"Content-Range": f"bytes */{size}"},
     )
 
@@ -72,14 +80,18 @@ def blob(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
         "ETag": f'"{parsed}"',
     }
     if request.method == "HEAD":
-        response = HttpResponse(status=200, content_type="application/octet-stream", headers=headers)
+        response = HttpResponse(
+            status=200, content_type="application/octet-stream", headers=headers
+        )
         response["Content-Length"] = str(size)
         return response
     storage = get_storage()
     redirect = storage.blob_redirect_url(str(parsed))
     if redirect is not None:
         return HttpResponse(status=307, headers={**headers, "Location": redirect})
-    byte_range = _parse_range(request.headers["Range"], size) if "Range" in request.headers else None
+    byte_range = (
+        _parse_range(request.headers["Range"], size) if "Range" in request.headers else None
+    )
     if byte_range is not None and byte_range != (0, size - 1):
         start, end = byte_range
         response = StreamingHttpResponse(

@@ -57,7 +57,9 @@ def _put(request: HttpRequest, name: str, tag: str | None, digest: object) -> Ht
     for chunk in body_chunks(request, chunk_size=256 * 1024):
         content += chunk
         if len(content) > limit:
-            raise RegistryError("SIZE_INVALID", f"manifest is larger than {limit} bytes", status=413)
+            raise RegistryError(
+                "SIZE_INVALID", f"manifest is larger than {limit} bytes", status=413
+            )
     repository = repository_get_or_create(name=name)
     manifest_obj, _ = svc.manifest_put(
         repository=repository,
