@@ -102,10 +102,11 @@ class ResumableHash:
         return _LIB is not None
 
     @classmethod
-    def load(cls, algorithm: str, state: bytes | None) -> ResumableHash | None:
+    def load(cls, algorithm: str, state: bytes | memoryview | None) -> ResumableHash | None:
+        # PostgreSQL hands binary columns back as memoryview.
         if _LIB is None or state is None:
             return None
-        return cls(algorithm, state)
+        return cls(algorithm, bytes(state))
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         n = len(data)

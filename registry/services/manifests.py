@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
 from registry import mediatypes as mt
 from registry.digests import Digest, DigestError, parse_digest
@@ -227,6 +228,7 @@ def manifest_lookup(
     *, repository_name: str, tag: str | None, digest: Digest | None, with_content: bool
 ) -> ManifestRow | None:
     """One indexed query by tag or by digest."""
+    qs: QuerySet[Tag] | QuerySet[Manifest]
     if tag is not None:
         qs = Tag.objects.filter(repository__name=repository_name, name=tag)
         prefix = "manifest__"

@@ -17,7 +17,7 @@ from registry.errors import RegistryError
 from registry.models import RepositoryBlob
 from registry.names import check_digest, check_name
 from registry.services.repositories import repository_get
-from registry.storage import get_storage
+from registry.storage import StorageError, get_storage
 from registry.views.base import registry_view
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -67,52 +67,57 @@ def _unsatisfiable(size: int) -> RegistryError:
 @registry_view("GET", "DELETE")
 def blob(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
     check_name(name)
-    parsed = check_digest(digest)
+    parsed = str(check_digest(digest))
     if request.method == "DELETE":
-        return _delete(request, name, str(parsed))
+        return _delete(request, name, parsed)
     if not access.may_read(request, name):
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-    size = _blob_size(name, str(parsed))
+    size = _blob_size(name, parsed)
     headers = {
-        "Docker-Content-Digest": str(parsed),
+        "Docker-Content-Digest": parsed,
         "Accept-Ranges": "bytes",
         "Cache-Control": "max-age=31536000",
         "ETag": f'"{parsed}"',
     }
     if request.method == "HEAD":
-        response = HttpResponse(
-            status=200, content_type="application/octet-stream", headers=headers
-        )
-        response["Content-Length"] = str(size)
-        return response
+        head = HttpResponse(status=200, content_type="application/octet-stream", headers=headers)
+        head["Content-Length"] = str(size)
+        return head
+    return _download(request, parsed, size, headers)
+
+
+def _download(
+    request: HttpRequest, digest: str, size: int, headers: dict[str, str]
+) -> HttpResponseBase:
     storage = get_storage()
-    redirect = storage.blob_redirect_url(str(parsed))
+    redirect = storage.blob_redirect_url(digest)
     if redirect is not None:
         return HttpResponse(status=307, headers={**headers, "Location": redirect})
-    byte_range = (
-        _parse_range(request.headers["Range"], size) if "Range" in request.headers else None
-    )
+    raw_range = request.headers.get("Range")
+    byte_range = _parse_range(raw_range, size) if raw_range else None
+    response: HttpResponseBase
     if byte_range is not None and byte_range != (0, size - 1):
         start, end = byte_range
         response = StreamingHttpResponse(
-            storage.blob_read(str(parsed), start, end),
+            storage.blob_read(digest, start, end),
             status=206,
             content_type="application/octet-stream",
             headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"},
         )
         response["Content-Length"] = str(end - start + 1)
         return response
-    path = storage.blob_path(str(parsed))
+    path = storage.blob_path(digest)
     if path is not None:
+        try:
+            blob_file = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
+        except FileNotFoundError:
+            raise StorageError(f"blob {digest} is missing from the store") from None
         # FileResponse goes out through wsgi.file_wrapper: gunicorn uses sendfile.
-        file_response = FileResponse(
-            open(path, "rb"), content_type="application/octet-stream", headers=headers
+        response = FileResponse(blob_file, content_type="application/octet-stream", headers=headers)
+    else:
+        response = StreamingHttpResponse(
+            storage.blob_read(digest), content_type="application/octet-stream", headers=headers
         )
-        file_response["Content-Length"] = str(size)
-        return file_response
-    response = StreamingHttpResponse(
-        storage.blob_read(str(parsed)), content_type="application/octet-stream", headers=headers
-    )
     response["Content-Length"] = str(size)
     return response
 
