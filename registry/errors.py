@@ -22,7 +22,7 @@ CODES: dict[str, tuple[int, str]] = {
     "UNAUTHORIZED": (401, "authentication required"),
     "DENIED": (403, "requested access to the resource is denied"),
     "UNSUPPORTED": (415, "the operation is unsupported"),
-    "TOO_MANY_REQUESTS": (429, "too many requests"),
+    "TOOMANYREQUESTS": (429, "too many requests"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
     "METHOD_UNKNOWN": (405, "method not allowed"),
 }

@@ -69,7 +69,7 @@ def upload_start(*, repository: Repository, hash_algorithm: str = "sha256") -> U
     open_sessions = Upload.objects.filter(repository=repository).count()
     if open_sessions >= settings.HUB_UPLOADS_PER_REPOSITORY:
         raise RegistryError(
-            "TOO_MANY_REQUESTS",
+            "TOOMANYREQUESTS",
             f"this repository has {open_sessions} open uploads; finish or cancel some first",
         )
     upload = Upload(repository=repository, hash_algorithm=hash_algorithm, updated_at=timezone.now())
