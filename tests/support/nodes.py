@@ -1,0 +1,69 @@
+"""Looking at what a served `hub serve` node left behind: its database, its store, its log."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from threading import Barrier
+from typing import TypeVar
+
+from tests.support.servers import HubProcess
+
+T = TypeVar("T")
+
+# Our nodes log every request (HUB_ACCESS_LOG=-) so that a 500 cannot hide.
+NODE_ENV = {"HUB_ACCESS_LOG": "-", "HUB_LOG_LEVEL": "info"}
+_ACCESS_500 = re.compile(r'" 5\d\d ')
+
+
+def query(env: dict[str, str], data_dir: Path, sql: str, *params: object) -> list[tuple]:
+    """Run SQL (%s placeholders) against the node's database: PostgreSQL when its env
+    names one, else the embedded SQLite in its data folder."""
+    url = env.get("DATABASE_URL")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return list(conn.execute(sql, params).fetchall())
+    conn = sqlite3.connect(data_dir / "hub.sqlite3", timeout=30)
+    try:
+        return list(conn.execute(sql.replace("%s", "?"), params).fetchall())
+    finally:
+        conn.close()
+
+
+def store_files(data_dir: Path, folder: str = "blobs") -> list[Path]:
+    """Files under <data_dir>/storage/<folder> (the filesystem store)."""
+    root = data_dir / "storage" / folder
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def assert_clean_log(*nodes: HubProcess) -> None:
+    """No lock errors, no tracebacks, no 5xx in any node's log."""
+    for node in nodes:
+        log = node.log()
+        assert "database is locked" not in log, f"{node.url}: SQLite lock error\n{log[-3000:]}"
+        assert "Traceback" not in log, f"{node.url}: traceback in the log\n{log[-5000:]}"
+        assert "Internal Server Error" not in log, f"{node.url}: 500\n{log[-5000:]}"
+        bad = [line for line in log.splitlines() if _ACCESS_500.search(line)]
+        assert not bad, f"{node.url}: 5xx answers:\n" + "\n".join(bad[:20])
+
+
+def run_together(fn: Callable[[int], T], count: int) -> list[T]:
+    """Call fn(0..count-1) on `count` threads released at the same moment; re-raise failures."""
+    barrier = Barrier(count)
+
+    def start(i: int) -> T:
+        barrier.wait(timeout=30)
+        return fn(i)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(start, i) for i in range(count)]
+        return [f.result() for f in futures]
+
+
+def flatten(items: Iterable[Iterable[T]]) -> list[T]:
+    return [x for xs in items for x in xs]
