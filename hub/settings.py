@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "hub",
     "registry",
+    "teams",
+    "accounts",
 ]
 
 MIDDLEWARE = [

@@ -13,7 +13,19 @@ from django.db import models
 
 
 class Repository(models.Model):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private"
+        PUBLIC = "public"
+
     name = models.CharField(max_length=255, unique=True)
+    namespace = models.ForeignKey(
+        "teams.Namespace", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="repositories",
+    )
+    visibility = models.CharField(
+        max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
