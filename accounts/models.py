@@ -32,12 +32,12 @@ class Robot(models.Model):
             models.UniqueConstraint(fields=["organisation", "name"], name="robot_unique")
         ]
 
+    def __str__(self) -> str:
+        return self.username
+
     @property
     def username(self) -> str:
         return f"{self.organisation.name}+{self.name}"
-
-    def __str__(self) -> str:
-        return self.username
 
 
 def hash_token(secret: str) -> str:
@@ -49,7 +49,10 @@ class AccessToken(models.Model):
     """A personal access token (user) or a robot token; the secret is shown once, kept hashed."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="access_tokens",
     )
     robot = models.ForeignKey(

@@ -134,14 +134,20 @@ class RepositoryGrant(models.Model):
         "registry.Repository", on_delete=models.CASCADE, related_name="grants"
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="repository_grants",
     )
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.CASCADE, related_name="repository_grants"
     )
     robot = models.ForeignKey(
-        "accounts.Robot", null=True, blank=True, on_delete=models.CASCADE,
+        "accounts.Robot",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="repository_grants",
     )
     level = models.PositiveSmallIntegerField(choices=Level.choices)
@@ -151,15 +157,18 @@ class RepositoryGrant(models.Model):
         constraints = [
             *_one_subject("grant"),
             models.UniqueConstraint(
-                fields=["repository", "user"], condition=Q(user__isnull=False),
+                fields=["repository", "user"],
+                condition=Q(user__isnull=False),
                 name="grant_user_unique",
             ),
             models.UniqueConstraint(
-                fields=["repository", "team"], condition=Q(team__isnull=False),
+                fields=["repository", "team"],
+                condition=Q(team__isnull=False),
                 name="grant_team_unique",
             ),
             models.UniqueConstraint(
-                fields=["repository", "robot"], condition=Q(robot__isnull=False),
+                fields=["repository", "robot"],
+                condition=Q(robot__isnull=False),
                 name="grant_robot_unique",
             ),
         ]
@@ -181,7 +190,10 @@ class DefaultGrant(models.Model):
         Team, null=True, blank=True, on_delete=models.CASCADE, related_name="default_grants"
     )
     robot = models.ForeignKey(
-        "accounts.Robot", null=True, blank=True, on_delete=models.CASCADE,
+        "accounts.Robot",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         related_name="default_grants",
     )
     level = models.PositiveSmallIntegerField(choices=Level.choices)

@@ -5,31 +5,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('teams', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("teams", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='robot',
-            name='organisation',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='robots', to='teams.organisation'),
+            model_name="robot",
+            name="organisation",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="robots",
+                to="teams.organisation",
+            ),
         ),
         migrations.AddField(
-            model_name='accesstoken',
-            name='robot',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='accounts.robot'),
+            model_name="accesstoken",
+            name="robot",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="tokens",
+                to="accounts.robot",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='robot',
-            constraint=models.UniqueConstraint(fields=('organisation', 'name'), name='robot_unique'),
+            model_name="robot",
+            constraint=models.UniqueConstraint(
+                fields=("organisation", "name"), name="robot_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='accesstoken',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('robot__isnull', True), ('user__isnull', False)), models.Q(('robot__isnull', False), ('user__isnull', True)), _connector='OR'), name='token_one_owner'),
+            model_name="accesstoken",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("robot__isnull", True), ("user__isnull", False)),
+                    models.Q(("robot__isnull", False), ("user__isnull", True)),
+                    _connector="OR",
+                ),
+                name="token_one_owner",
+            ),
         ),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -18,7 +19,8 @@ def get_storage() -> Storage:
     if settings.HUB_STORAGE == "s3":
         from registry.storage.s3 import S3Storage
 
-        return S3Storage(**settings.HUB_S3)
+        config: dict[str, Any] = settings.HUB_S3
+        return S3Storage(**config)
     from registry.storage.filesystem import FilesystemStorage
 
     return FilesystemStorage(settings.HUB_STORAGE_DIR, fsync=settings.HUB_FSYNC)

@@ -7,120 +7,387 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('registry', '0002_repository_description'),
+        ("accounts", "0001_initial"),
+        ("registry", "0002_repository_description"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Organisation',
+            name="Organisation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$', 'Use lowercase letters, digits and single separators (. _ -), starting and ending with a letter or digit.')])),
-                ('display_name', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$",
+                                "Use lowercase letters, digits and single separators (. _ -), starting and ending with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                ("display_name", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$', 'Use lowercase letters, digits and single separators (. _ -), starting and ending with a letter or digit.')])),
-                ('description', models.TextField(blank=True)),
-                ('may_create_repositories', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='teams', to='teams.organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$",
+                                "Use lowercase letters, digits and single separators (. _ -), starting and ending with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("may_create_repositories", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="teams",
+                        to="teams.organisation",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RepositoryGrant',
+            name="RepositoryGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('level', models.PositiveSmallIntegerField(choices=[(0, 'none'), (1, 'read'), (2, 'write'), (3, 'admin')])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to='registry.repository')),
-                ('robot', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='repository_grants', to='accounts.robot')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='repository_grants', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='repository_grants', to='teams.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "level",
+                    models.PositiveSmallIntegerField(
+                        choices=[(0, "none"), (1, "read"), (2, "write"), (3, "admin")]
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "repository",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="grants",
+                        to="registry.repository",
+                    ),
+                ),
+                (
+                    "robot",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="repository_grants",
+                        to="accounts.robot",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="repository_grants",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="repository_grants",
+                        to="teams.team",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='DefaultGrant',
+            name="DefaultGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('level', models.PositiveSmallIntegerField(choices=[(0, 'none'), (1, 'read'), (2, 'write'), (3, 'admin')])),
-                ('robot', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='default_grants', to='accounts.robot')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='default_grants', to='teams.organisation')),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='default_grants', to='teams.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "level",
+                    models.PositiveSmallIntegerField(
+                        choices=[(0, "none"), (1, "read"), (2, "write"), (3, "admin")]
+                    ),
+                ),
+                (
+                    "robot",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="default_grants",
+                        to="accounts.robot",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="default_grants",
+                        to="teams.organisation",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="default_grants",
+                        to="teams.team",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='TeamMember',
+            name="TeamMember",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('maintainer', 'Maintainer'), ('member', 'Member')], default='member', max_length=16)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='members', to='teams.team')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='team_memberships', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("maintainer", "Maintainer"), ("member", "Member")],
+                        default="member",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="members",
+                        to="teams.team",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="team_memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Namespace',
+            name="Namespace",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$', 'Use lowercase letters, digits and single separators (. _ -), starting and ending with a letter or digit.')])),
-                ('user', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='namespace', to=settings.AUTH_USER_MODEL)),
-                ('organisation', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='namespace', to='teams.organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*$",
+                                "Use lowercase letters, digits and single separators (. _ -), starting and ending with a letter or digit.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="namespace",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="namespace",
+                        to="teams.organisation",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('organisation__isnull', True), ('user__isnull', False)), models.Q(('organisation__isnull', False), ('user__isnull', True)), _connector='OR'), name='namespace_one_owner')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("organisation__isnull", True), ("user__isnull", False)),
+                            models.Q(("organisation__isnull", False), ("user__isnull", True)),
+                            _connector="OR",
+                        ),
+                        name="namespace_one_owner",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('member', 'Member')], default='member', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='teams.organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("member", "Member")],
+                        default="member",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="teams.organisation",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('organisation', 'user'), name='membership_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organisation", "user"), name="membership_unique"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='team',
-            constraint=models.UniqueConstraint(fields=('organisation', 'name'), name='team_unique'),
+            model_name="team",
+            constraint=models.UniqueConstraint(fields=("organisation", "name"), name="team_unique"),
         ),
         migrations.AddConstraint(
-            model_name='repositorygrant',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('robot__isnull', True), ('team__isnull', True), ('user__isnull', False)), models.Q(('robot__isnull', True), ('team__isnull', False), ('user__isnull', True)), models.Q(('robot__isnull', False), ('team__isnull', True), ('user__isnull', True)), _connector='OR'), name='grant_one_subject'),
+            model_name="repositorygrant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("robot__isnull", True), ("team__isnull", True), ("user__isnull", False)
+                    ),
+                    models.Q(
+                        ("robot__isnull", True), ("team__isnull", False), ("user__isnull", True)
+                    ),
+                    models.Q(
+                        ("robot__isnull", False), ("team__isnull", True), ("user__isnull", True)
+                    ),
+                    _connector="OR",
+                ),
+                name="grant_one_subject",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='repositorygrant',
-            constraint=models.UniqueConstraint(condition=models.Q(('user__isnull', False)), fields=('repository', 'user'), name='grant_user_unique'),
+            model_name="repositorygrant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("user__isnull", False)),
+                fields=("repository", "user"),
+                name="grant_user_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='repositorygrant',
-            constraint=models.UniqueConstraint(condition=models.Q(('team__isnull', False)), fields=('repository', 'team'), name='grant_team_unique'),
+            model_name="repositorygrant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("team__isnull", False)),
+                fields=("repository", "team"),
+                name="grant_team_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='repositorygrant',
-            constraint=models.UniqueConstraint(condition=models.Q(('robot__isnull', False)), fields=('repository', 'robot'), name='grant_robot_unique'),
+            model_name="repositorygrant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("robot__isnull", False)),
+                fields=("repository", "robot"),
+                name="grant_robot_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='defaultgrant',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('robot__isnull', True), ('team__isnull', True), ('user__isnull', False)), models.Q(('robot__isnull', True), ('team__isnull', False), ('user__isnull', True)), models.Q(('robot__isnull', False), ('team__isnull', True), ('user__isnull', True)), _connector='OR'), name='default_grant_one_subject'),
+            model_name="defaultgrant",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("robot__isnull", True), ("team__isnull", True), ("user__isnull", False)
+                    ),
+                    models.Q(
+                        ("robot__isnull", True), ("team__isnull", False), ("user__isnull", True)
+                    ),
+                    models.Q(
+                        ("robot__isnull", False), ("team__isnull", True), ("user__isnull", True)
+                    ),
+                    _connector="OR",
+                ),
+                name="default_grant_one_subject",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teammember',
-            constraint=models.UniqueConstraint(fields=('team', 'user'), name='team_member_unique'),
+            model_name="teammember",
+            constraint=models.UniqueConstraint(fields=("team", "user"), name="team_member_unique"),
         ),
     ]
