@@ -250,8 +250,24 @@ def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest |
         if tag is not None:
             deleted, _ = Tag.objects.filter(repository=repository, name=tag).delete()
         else:
+            _check_no_parents(repository, str(digest))
             deleted, _ = Manifest.objects.filter(repository=repository, digest=str(digest)).delete()
     return bool(deleted)
+
+
+def _check_no_parents(repository: Repository, digest: str) -> None:
+    """An index that names the manifest must go first (ManifestChild.child protects it)."""
+    parents = list(
+        ManifestChild.objects.filter(child__repository=repository, child__digest=digest)
+        .values_list("parent__digest", flat=True)[:10]
+    )
+    if parents:
+        raise RegistryError(
+            "UNSUPPORTED",
+            "an index in this repository still names this manifest; delete the index first",
+            detail={"digest": digest, "parents": parents},
+            status=409,
+        )
 
 
 def referrers(
