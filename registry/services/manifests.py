@@ -258,8 +258,9 @@ def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest |
 def _check_no_parents(repository: Repository, digest: str) -> None:
     """An index that names the manifest must go first (ManifestChild.child protects it)."""
     parents = list(
-        ManifestChild.objects.filter(child__repository=repository, child__digest=digest)
-        .values_list("parent__digest", flat=True)[:10]
+        ManifestChild.objects.filter(
+            child__repository=repository, child__digest=digest
+        ).values_list("parent__digest", flat=True)[:10]
     )
     if parents:
         raise RegistryError(
