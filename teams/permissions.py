@@ -35,12 +35,15 @@ class Actor:
     token: AccessToken | None = None
     # How the actor proved who it is: anonymous, password, token, robot, session, bearer.
     method: str = "anonymous"
-    # Bearer (JWT) actors carry exactly what the token endpoint granted them.
+    # Bearer (JWT) actors carry exactly what the token endpoint granted them, and who
+    # they are as the token says (no database lookup on the hot path).
     granted: Mapping[str, frozenset[str]] | None = field(default=None, hash=False)
+    subject_key: str = ""
+    subject_name: str = ""
 
     @property
     def is_anonymous(self) -> bool:
-        return self.user is None and self.robot is None
+        return self.user is None and self.robot is None and not self.subject_key
 
     @property
     def is_superuser(self) -> bool:
@@ -52,7 +55,7 @@ class Actor:
             return self.robot.username
         if self.user is not None:
             return str(self.user.username)
-        return "anonymous"
+        return self.subject_name or "anonymous"
 
     @property
     def key(self) -> str:
@@ -61,7 +64,7 @@ class Actor:
             return f"robot:{self.robot.pk}"
         if self.user is not None:
             return f"user:{self.user.pk}"
-        return "anonymous"
+        return self.subject_key or "anonymous"
 
 
 ANONYMOUS = Actor()
