@@ -45,6 +45,9 @@ class Hub:
     def head(self, path: str, **kwargs: object) -> requests.Response:
         return requests.head(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
+    def post(self, path: str, **kwargs: object) -> requests.Response:
+        return requests.post(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+
     def put(self, path: str, **kwargs: object) -> requests.Response:
         return requests.put(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
