@@ -154,6 +154,43 @@ HUB_MANIFEST_MAX_BYTES = env_int("HUB_MANIFEST_MAX_BYTES", 4 * 1024 * 1024, mini
 # fsync finished blobs before they become visible (filesystem backend).
 HUB_FSYNC = env_bool("HUB_FSYNC", True)
 
+# --- Accounts and tokens --------------------------------------------------------------------
+
+# The docker token service: issuer and audience of registry bearer tokens.
+HUB_TOKEN_ISSUER = env_str("HUB_TOKEN_ISSUER", "hub")
+HUB_TOKEN_SERVICE = env_str("HUB_TOKEN_SERVICE", "hub")
+HUB_TOKEN_TTL = env_int("HUB_TOKEN_TTL", 300, minimum=30)
+# PEM of an EC P-256 private key; by default one is made in the data folder on first start.
+HUB_TOKEN_PRIVATE_KEY = env_str("HUB_TOKEN_PRIVATE_KEY")
+# The address clients reach Hub at (for the token realm); by default the request's host.
+HUB_PUBLIC_URL = env_str("HUB_PUBLIC_URL").rstrip("/")
+# A verified password is remembered this long (per process), so Basic credentials on
+# every request do not pay for a slow password hash each time.
+HUB_AUTH_CACHE_SECONDS = env_int("HUB_AUTH_CACHE_SECONDS", 60, minimum=0)
+# Failed sign-ins and token requests allowed per account / per address in the window.
+HUB_AUTH_FAILURE_WINDOW = env_int("HUB_AUTH_FAILURE_WINDOW", 300, minimum=1)
+HUB_AUTH_MAX_FAILURES_PER_ACCOUNT = env_int("HUB_AUTH_MAX_FAILURES_PER_ACCOUNT", 10, minimum=1)
+HUB_AUTH_MAX_FAILURES_PER_ADDRESS = env_int("HUB_AUTH_MAX_FAILURES_PER_ADDRESS", 50, minimum=1)
+# Proxies (addresses) whose X-Forwarded-For is believed, for the client address.
+HUB_TRUSTED_PROXIES = env_list("HUB_TRUSTED_PROXIES", "127.0.0.1,::1")
+
+HUB_REDIS_URL = env_str("HUB_REDIS_URL")
+if HUB_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": HUB_REDIS_URL,
+        }
+    }
+else:
+    # Shared by every process on the database (rate limits must hold across workers).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "hub_cache",
+        }
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
