@@ -272,13 +272,21 @@ def _check_no_parents(repository: Repository, digest: str) -> None:
 
 
 def referrers(
-    *, repository_name: str, digest: Digest, artifact_type: str | None, limit: int
+    *,
+    repository_name: str,
+    digest: Digest,
+    artifact_type: str | None,
+    limit: int,
+    last: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Descriptors of the manifests whose subject is `digest`, in digest order after `last`."""
     qs = Manifest.objects.filter(repository__name=repository_name, subject_digest=str(digest))
     if artifact_type:
         qs = qs.filter(artifact_type=artifact_type)
+    if last:
+        qs = qs.filter(digest__gt=last)
     descriptors = []
-    rows = qs.order_by("id").values_list(
+    rows = qs.order_by("digest").values_list(
         "media_type", "digest", "size", "artifact_type", "annotations"
     )
     for media_type, manifest_digest, size, art_type, notes in rows[:limit]:

@@ -83,20 +83,30 @@ def referrers(request: HttpRequest, name: str, digest: str) -> HttpResponse:
     check_name(name)
     subject = check_digest(digest)
     artifact_type = request.GET.get("artifactType") or None
+    n = settings.HUB_PAGE_SIZE_MAX
     descriptors = (
         svc.referrers(
             repository_name=name,
             digest=subject,
             artifact_type=artifact_type,
-            limit=settings.HUB_PAGE_SIZE_MAX,
+            limit=n + 1,
+            last=request.GET.get("last") or None,
         )
         if access.may_read(request, name)
         else []
     )
+    more = len(descriptors) > n
+    descriptors = descriptors[:n]
     response = json_response(
         {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors},
         content_type=mt.OCI_INDEX,
     )
     if artifact_type:
         response["OCI-Filters-Applied"] = "artifactType"
+    if more:
+        # The spec asks for a Link to the next page when not all descriptors fit in one.
+        query = {"last": descriptors[-1]["digest"]}
+        if artifact_type:
+            query["artifactType"] = artifact_type
+        response["Link"] = f'</v2/{name}/referrers/{subject}?{urlencode(query)}>; rel="next"'
     return response
