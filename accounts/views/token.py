@@ -1,0 +1,151 @@
+"""The docker token endpoint (distribution's token auth spec, GET and OAuth2 POST)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts import jwt_tokens
+from accounts.credentials import new_token_secret
+from accounts.models import AccessToken, hash_token
+from accounts.request_auth import TooManyAttempts, Unauthenticated, basic_actor, parse_basic
+from hub.net import client_address
+from registry.names import NAME_RE
+from teams.permissions import ALL_ACTIONS, ANONYMOUS, Actor, allowed_actions
+
+MAX_SCOPES = 32
+
+
+def _error(status: int, code: str, message: str) -> HttpResponse:
+    body = {
+        "errors": [{"code": code, "message": message}],
+        "error": code.lower(),
+        "error_description": message,
+    }
+    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+
+
+def parse_scopes(raw: list[str]) -> list[tuple[str, str, frozenset[str]]]:
+    """`repository:acme/web:pull,push` (several per parameter, space-separated)."""
+    scopes = []
+    for item in " ".join(raw).split():
+        kind, sep, rest = item.partition(":")
+        name, sep2, actions = rest.rpartition(":")
+        if not sep or not sep2 or not name:
+            continue
+        kind = kind.split("(", 1)[0]  # repository(plugin) is a repository
+        wanted: set[str] = set()
+        for action in actions.split(","):
+            wanted |= ALL_ACTIONS if action == "*" else {action}
+        scopes.append((kind, name, frozenset(wanted)))
+        if len(scopes) >= MAX_SCOPES:
+            break
+    return scopes
+
+
+def grant(actor: Actor, scopes: list[tuple[str, str, frozenset[str]]]) -> list[dict[str, Any]]:
+    """What was asked, intersected with what the actor may do."""
+    access: list[dict[str, Any]] = []
+    for kind, name, wanted in scopes:
+        if kind == "repository" and NAME_RE.match(name) and len(name) <= 255:
+            actions = sorted(wanted & allowed_actions(actor, name))
+            access.append({"type": "repository", "name": name, "actions": actions})
+        elif kind == "registry" and name == "catalog" and not actor.is_anonymous:
+            # The catalog lists only what the caller may see, whoever asks.
+            access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
+    return access
+
+
+def _refresh_actor(secret: str) -> Actor:
+    token = (
+        AccessToken.objects.select_related("user", "robot", "robot__organisation")
+        .filter(secret_hash=hash_token(secret))
+        .filter(Q(robot__isnull=True) | Q(robot__disabled_at__isnull=True))
+        .first()
+    )
+    if token is None or not token.is_active:
+        raise Unauthenticated("invalid refresh token")
+    if token.robot is not None:
+        return Actor(robot=token.robot, token=token, method="robot")
+    if token.user is None or not token.user.is_active:
+        raise Unauthenticated("invalid refresh token")
+    return Actor(user=token.user, token=token, method="token")
+
+
+def _refresh_token_for(actor: Actor, request: HttpRequest, client_id: str) -> str:
+    """A revocable token docker keeps instead of the password; never wider than the login."""
+    secret = new_token_secret()
+    if actor.token is not None:
+        scopes = actor.token.scopes
+    else:
+        scopes = [{"repository": "**", "actions": sorted(ALL_ACTIONS)}]
+    AccessToken.objects.create(
+        user=actor.user,
+        robot=actor.robot,
+        name=f"{client_id or 'docker'} login from {client_address(request)}"[:100],
+        prefix=secret[:12],
+        secret_hash=hash_token(secret),
+        scopes=scopes,
+    )
+    return secret
+
+
+@csrf_exempt
+def token(request: HttpRequest) -> HttpResponse:
+    if request.method not in ("GET", "POST"):
+        return _error(405, "UNSUPPORTED", "use GET or POST")
+    params: QueryDict = request.POST if request.method == "POST" else request.GET
+    service = params.get("service")
+    if service and service != settings.HUB_TOKEN_SERVICE:
+        return _error(400, "UNSUPPORTED", f"unknown service {service[:100]!r}")
+    try:
+        actor = _actor(request, params)
+    except TooManyAttempts as exc:
+        return _error(429, "TOOMANYREQUESTS", str(exc))
+    except Unauthenticated as exc:
+        response = _error(401, "UNAUTHORIZED", str(exc))
+        response["WWW-Authenticate"] = 'Basic realm="Hub"'
+        return response
+    scopes = parse_scopes(params.getlist("scope"))
+    access = grant(actor, scopes)
+    jwt, ttl = jwt_tokens.issue(
+        subject=actor.name if not actor.is_anonymous else "",
+        subject_key=actor.key if not actor.is_anonymous else "",
+        audience=settings.HUB_TOKEN_SERVICE,
+        access=access,
+        auth_method=actor.method,
+        token_id=actor.token.pk if actor.token is not None else None,
+    )
+    body: dict[str, Any] = {
+        "token": jwt,
+        "access_token": jwt,
+        "expires_in": ttl,
+        "issued_at": datetime.now(UTC).isoformat(),
+    }
+    offline = params.get("access_type") == "offline" or params.get("offline_token") == "true"
+    if offline and not actor.is_anonymous and params.get("grant_type") != "refresh_token":
+        body["refresh_token"] = _refresh_token_for(actor, request, params.get("client_id", ""))
+    return HttpResponse(json.dumps(body), content_type="application/json")
+
+
+def _actor(request: HttpRequest, params: QueryDict) -> Actor:
+    if request.method == "POST":
+        grant_type = params.get("grant_type")
+        if grant_type == "refresh_token":
+            return _refresh_actor(params.get("refresh_token", ""))
+        if grant_type == "password":
+            return basic_actor(request, params.get("username", ""), params.get("password", ""))
+        raise Unauthenticated("grant_type must be password or refresh_token")
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic" and value:
+        return basic_actor(request, *parse_basic(value))
+    if header:
+        raise Unauthenticated("the token endpoint takes Basic credentials")
+    return ANONYMOUS
