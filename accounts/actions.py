@@ -1,0 +1,92 @@
+"""Writes to robots and access tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from accounts.credentials import new_token_secret
+from accounts.models import AccessToken, Robot, hash_token
+from teams.models import Organisation, namespace_validator
+from teams.permissions import ALL_ACTIONS, valid_scope_pattern
+
+
+def clean_scopes(scopes: Any) -> list[dict[str, Any]]:
+    """[{"repository": "acme/*", "actions": ["pull"]}], checked; ValidationError otherwise."""
+    if not isinstance(scopes, list) or not scopes:
+        raise ValidationError("scopes must be a non-empty list")
+    cleaned = []
+    for i, scope in enumerate(scopes):
+        if not isinstance(scope, dict):
+            raise ValidationError(f"scopes[{i}] must be an object")
+        pattern, actions = scope.get("repository"), scope.get("actions")
+        if not isinstance(pattern, str) or not valid_scope_pattern(pattern):
+            raise ValidationError(f"scopes[{i}].repository is not a valid pattern")
+        if (
+            not isinstance(actions, list)
+            or not actions
+            or not all(isinstance(a, str) and a in ALL_ACTIONS for a in actions)
+        ):
+            raise ValidationError(f"scopes[{i}].actions must be some of {sorted(ALL_ACTIONS)}")
+        cleaned.append({"repository": pattern, "actions": sorted(set(actions))})
+    return cleaned
+
+
+def token_create(
+    *,
+    name: str,
+    user: Any = None,
+    robot: Robot | None = None,
+    scopes: Any = None,
+    expires_at: datetime | None = None,
+) -> tuple[AccessToken, str]:
+    """A new token and its secret (shown once; only its hash is kept)."""
+    if (user is None) == (robot is None):
+        raise ValidationError("a token belongs to a user or a robot")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError("the expiry must be in the future")
+    secret = new_token_secret()
+    token = AccessToken.objects.create(
+        user=user,
+        robot=robot,
+        name=name[:100],
+        prefix=secret[:12],
+        secret_hash=hash_token(secret),
+        scopes=clean_scopes(scopes) if user is not None else [],
+        expires_at=expires_at,
+    )
+    return token, secret
+
+
+def token_revoke(*, token: AccessToken) -> None:
+    if token.revoked_at is None:
+        AccessToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+        token.revoked_at = timezone.now()
+
+
+def robot_create(
+    *,
+    organisation: Organisation,
+    name: str,
+    created_by: Any = None,
+    description: str = "",
+    may_create: bool = False,
+) -> Robot:
+    namespace_validator(name)
+    if Robot.objects.filter(organisation=organisation, name=name).exists():
+        raise ValidationError(f"{organisation.name} already has a robot named {name!r}")
+    return Robot.objects.create(
+        organisation=organisation,
+        name=name,
+        created_by=created_by,
+        description=description,
+        may_create_repositories=may_create,
+    )
+
+
+def robot_disable(*, robot: Robot) -> None:
+    Robot.objects.filter(pk=robot.pk).update(disabled_at=timezone.now())
+    robot.disabled_at = timezone.now()
