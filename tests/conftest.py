@@ -63,3 +63,6 @@ def storage_backend(request: pytest.FixtureRequest, settings) -> str:
             "part_size": 5 * 1024 * 1024,
         }
     return str(request.param)
+
+
+pytest_plugins = ["tests.people"]
