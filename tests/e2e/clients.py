@@ -15,7 +15,9 @@ import pytest
 
 def need_tool(name: str) -> str:
     """The tool's path, or skip with the package that provides it."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
     if path is None:
         pytest.skip(f"{name} is not installed (bin/install-test-deps installs it)")
     return path
@@ -79,7 +81,9 @@ class RecordingProxy:
                 continue
             record = bytearray()
             self.streams.append(record)
-            threading.Thread(target=self._pump, args=(client, upstream, record), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(client, upstream, record), daemon=True
+            ).start()
             threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
 
     @staticmethod
@@ -107,7 +111,9 @@ class RecordingProxy:
                     if ":" in line:
                         key, value = line.split(":", 1)
                         headers[key.strip().lower()] = value.strip()
-                found.append(RecordedRequest(match.group(1).decode(), match.group(2).decode(), headers))
+                found.append(
+                    RecordedRequest(match.group(1).decode(), match.group(2).decode(), headers)
+                )
         return found
 
     def close(self) -> None:

@@ -53,7 +53,9 @@ class Hub:
 
     def access_log(self, pattern: str) -> list[re.Match[str]]:
         """Access-log lines (gunicorn's common format) whose request line matches `pattern`."""
-        line_re = re.compile(r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) ')
+        line_re = re.compile(
+            r'"(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) '
+        )
         found = []
         for line in self.process.log().splitlines():
             match = line_re.search(line)
@@ -115,18 +117,23 @@ def skopeo() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 @pytest.fixture(scope="session")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+def podman() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     """podman on private, throw-away storage (vfs: no overlay or fuse needed as root here)."""
     exe = need_tool("podman")
     base = Path(tempfile.mkdtemp(prefix="hub-podman-"))
     prefix = [
         exe,
-        "--root", str(base / "root"),
-        "--runroot", str(base / "run"),
-        "--storage-driver", "vfs",
-        "--cgroup-manager", "cgroupfs",
-        "--events-backend", "none",
-    ]  # fmt: skip
+        "--root",
+        str(base / "root"),
+        "--runroot",
+        str(base / "run"),
+        "--storage-driver",
+        "vfs",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ]
     env = {**os.environ, "TMPDIR": str(base / "tmp")}
     (base / "tmp").mkdir()
 
@@ -178,13 +185,20 @@ def dockerd() -> Iterator[Dockerd]:
     proc = subprocess.Popen(
         [
             exe,
-            "--host", f"unix://{sock}",
-            "--data-root", str(base / "data"),
-            "--exec-root", str(base / "exec"),
-            "--pidfile", str(base / "docker.pid"),
+            "--host",
+            f"unix://{sock}",
+            "--data-root",
+            str(base / "data"),
+            "--exec-root",
+            str(base / "exec"),
+            "--pidfile",
+            str(base / "docker.pid"),
             "--storage-driver=vfs",
-            "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--bridge=none",
-        ],  # fmt: skip
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-masq=false",
+            "--bridge=none",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

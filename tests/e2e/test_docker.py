@@ -114,9 +114,16 @@ def test_podman_built_image_runs_under_docker(
     context = busybox_context(tmp_path / "ctx", nonce)
     local = f"localhost/e2e-move-{nonce[:8]}:latest"
     podman(
-        "build", "--isolation=chroot", "--format", "oci",
-        "-f", str(context / "Containerfile"), "-t", local, str(context),
-    )  # fmt: skip
+        "build",
+        "--isolation=chroot",
+        "--format",
+        "oci",
+        "-f",
+        str(context / "Containerfile"),
+        "-t",
+        local,
+        str(context),
+    )
     repo = unique("podman-to-docker")
     podman("push", "--tls-verify=false", local, f"{hub.host}/{repo}:v1")
     response = hub.get(f"/v2/{repo}/manifests/v1", headers=ACCEPT)

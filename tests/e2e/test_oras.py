@@ -67,8 +67,10 @@ def test_chunked_push_and_pull(
     ranges = [r.headers.get("content-range") for r in patches]
     assert ranges[:3] == ["0-1048575", "1048576-2097151", f"2097152-{len(payload) - 1}"]
     assert [r.headers.get("content-length") for r in patches[:3]] == [
-        str(MiB), str(MiB), str(len(payload) - 2 * MiB)
-    ]  # fmt: skip
+        str(MiB),
+        str(MiB),
+        str(len(payload) - 2 * MiB),
+    ]
     assert [m["status"] for m in hub.access_log(rf"^PATCH /v2/{repo}/blobs/uploads/")][:3] == [
         "202"
     ] * 3
@@ -97,7 +99,7 @@ def test_referrers_by_subject(hub: Hub, oras_client, recording_proxy, workdir: P
     subject = oras.oci.Subject(mediaType=OCI_MANIFEST, digest=subject_digest, size=subject_size)
 
     referrers = {}
-    for name, config_type, annotations in (
+    for name, config_type, extra in (
         ("signature", SIGNATURE_TYPE, {"org.e2e.kind": "signature"}),
         ("sbom", SBOM_TYPE, {"org.e2e.kind": "sbom"}),
     ):
@@ -107,7 +109,7 @@ def test_referrers_by_subject(hub: Hub, oras_client, recording_proxy, workdir: P
             target=f"{host}/{repo}:{name}",
             files=[f"{name}.json"],
             manifest_config=f"{name}-config.json:{config_type}",
-            manifest_annotations=annotations,
+            manifest_annotations=extra,
             subject=subject,
             quiet=True,
         )
@@ -176,5 +178,7 @@ def test_referrers_by_subject(hub: Hub, oras_client, recording_proxy, workdir: P
     # oras-py reads the referrer back by tag: the subject is intact.
     pulled = oras_client.get_manifest(f"{host}/{repo}:signature")
     assert pulled["subject"] == {
-        "mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_size
-    }  # fmt: skip
+        "mediaType": OCI_MANIFEST,
+        "digest": subject_digest,
+        "size": subject_size,
+    }

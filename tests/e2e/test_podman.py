@@ -34,9 +34,14 @@ def test_push_mount_and_pull(hub: Hub, podman, tmp_path: Path) -> None:
     context = busybox_context(tmp_path / "ctx", nonce)
     local = f"localhost/e2e-podman-{nonce[:8]}:latest"
     podman(
-        "build", "--isolation=chroot",
-        "-f", str(context / "Containerfile"), "-t", local, str(context),
-    )  # fmt: skip
+        "build",
+        "--isolation=chroot",
+        "-f",
+        str(context / "Containerfile"),
+        "-t",
+        local,
+        str(context),
+    )
 
     first, second = unique("podman-a"), unique("podman-b")
     podman("push", "--tls-verify=false", local, f"{hub.host}/{first}:v1")
@@ -81,9 +86,12 @@ def test_push_mount_and_pull(hub: Hub, podman, tmp_path: Path) -> None:
     inspect = json.loads(podman("image", "inspect", pulled_ref).stdout)[0]
     assert inspect["Digest"] == two.headers["Docker-Content-Digest"]
     assert f"{hub.host}/{second}@{inspect['Digest']}" in inspect["RepoDigests"]
-    assert inspect["RootFS"]["Layers"] == json.loads(
-        hub.get(f"/v2/{second}/blobs/{manifest['config']['digest']}").content
-    )["rootfs"]["diff_ids"]
+    assert (
+        inspect["RootFS"]["Layers"]
+        == json.loads(hub.get(f"/v2/{second}/blobs/{manifest['config']['digest']}").content)[
+            "rootfs"
+        ]["diff_ids"]
+    )
     # Read the files back out of the pulled image (podman run needs rlimits this sandbox
     # refuses, so mount the image's storage instead: `podman image mount`).
     mount_point = Path(podman("image", "mount", pulled_ref).stdout.strip())
