@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -89,11 +89,28 @@ def upload_get(*, repository: Repository, upload_id: str) -> Upload:
         upload = Upload.objects.get(pk=uuid.UUID(upload_id), repository=repository)
     except (Upload.DoesNotExist, ValueError):
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]}) from None
+    now = timezone.now()
     idle = timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT)
-    if upload.updated_at < timezone.now() - idle:
-        upload_discard(upload=upload)
+    if upload.updated_at < now - idle and _expire(upload, now - idle, now):
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload expired", detail={"uuid": upload_id})
     return upload
+
+
+def _expire(upload: Upload, cutoff: datetime, now: datetime) -> bool:
+    """Remove an idle session, unless a request is streaming into it right now.
+
+    A live lease means a request is writing (for longer than the idle timeout, perhaps):
+    the session is not idle. Deciding and deleting is one statement, so a writer that
+    takes the lease meanwhile keeps it; the data goes once no writer can find the row.
+    """
+    expired, _ = (
+        Upload.objects.filter(pk=upload.pk, updated_at__lt=cutoff)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .delete()
+    )
+    if expired:
+        get_storage().upload_abort(str(upload.id), upload.storage_state)
+    return bool(expired)
 
 
 def upload_discard(*, upload: Upload) -> None:

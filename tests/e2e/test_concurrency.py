@@ -275,3 +275,33 @@ def test_idle_session_expires(idle_node: HubProcess) -> None:
     assert done.status_code == 201, done.text
     assert client.get_blob("idle/repo", sha256(chunk * 4)) == chunk * 4
     assert_clean_log(idle_node)
+
+
+def test_session_being_written_is_not_idle(idle_node: HubProcess) -> None:
+    """A PATCH streaming for longer than the idle timeout keeps its session: a status
+    request meanwhile must not expire (and delete) it under the writer."""
+    client = _client(idle_node)
+    location = client.start_upload("idle/slow")
+    parts = [os.urandom(64 * 1024) for _ in range(4)]
+    data = b"".join(parts)
+
+    def slow_body() -> Iterator[bytes]:
+        for i, part in enumerate(parts):
+            if i:
+                time.sleep(1.0)
+            yield part
+
+    def request(i: int) -> requests.Response:
+        if i == 0:
+            return Client(idle_node.url).patch(location, slow_body(), 0, length=len(data))
+        time.sleep(2.5)  # past the idle timeout, while the PATCH still streams
+        return Client(idle_node.url).http.get(location, timeout=30)
+
+    patched, status = run_together(request, 2)
+    assert status.status_code == 204, status.text
+    assert patched.status_code == 202, patched.text
+    assert patched.headers["Range"] == f"0-{len(data) - 1}"
+    done = client.finish(location, sha256(data))
+    assert done.status_code == 201, done.text
+    assert client.get_blob("idle/slow", sha256(data)) == data
+    assert_clean_log(idle_node)
