@@ -120,7 +120,15 @@ def parse_manifest(content: bytes, content_type: str) -> ParsedManifest:
         for i, child in enumerate(manifests):
             digest, size, _, _ = _descriptor(child, f"manifests[{i}]")
             parsed.children[digest] = size
+    _check_storable(parsed)
     return parsed
+
+
+def _check_storable(parsed: ParsedManifest) -> None:
+    """artifactType and annotations go to text columns, which cannot hold NUL (PostgreSQL)."""
+    texts = [parsed.artifact_type, *parsed.annotations, *parsed.annotations.values()]
+    if any("\x00" in text for text in texts):
+        raise _invalid("artifactType, mediaType and annotations must not contain NUL")
 
 
 def _check_references(

@@ -32,6 +32,13 @@ def _page_size(request: HttpRequest) -> int:
     return min(n, cap)
 
 
+def _last(request: HttpRequest) -> str | None:
+    """`last`, cut at a NUL: no stored name holds one (nor may PostgreSQL compare with one),
+    so the names after the cut value are exactly the names after the whole value."""
+    last = request.GET.get("last")
+    return last.split("\x00", 1)[0] if last is not None else None
+
+
 def _with_link(response: HttpResponse, path: str, n: int, last: str | None) -> HttpResponse:
     if last is not None:
         response["Link"] = f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'
@@ -42,7 +49,7 @@ def _with_link(response: HttpResponse, path: str, n: int, last: str | None) -> H
 def tags_list(request: HttpRequest, name: str) -> HttpResponse:
     check_name(name)
     n = _page_size(request)
-    last = request.GET.get("last")
+    last = _last(request)
     repository = Repository.objects.filter(name=name).first()
     if repository is None or not access.may_read(request, name):
         raise RegistryError("NAME_UNKNOWN", detail={"name": name})
@@ -59,7 +66,7 @@ def tags_list(request: HttpRequest, name: str) -> HttpResponse:
 @registry_view("GET")
 def catalog(request: HttpRequest) -> HttpResponse:
     n = _page_size(request)
-    last = request.GET.get("last")
+    last = _last(request)
     qs = Repository.objects.all()
     if last:
         qs = qs.filter(name__gt=last)
@@ -84,15 +91,17 @@ def referrers(request: HttpRequest, name: str, digest: str) -> HttpResponse:
     subject = check_digest(digest)
     artifact_type = request.GET.get("artifactType") or None
     n = settings.HUB_PAGE_SIZE_MAX
+    # No stored artifactType holds a NUL (nor may PostgreSQL compare with one).
+    readable = access.may_read(request, name) and "\x00" not in (artifact_type or "")
     descriptors = (
         svc.referrers(
             repository_name=name,
             digest=subject,
             artifact_type=artifact_type,
             limit=n + 1,
-            last=request.GET.get("last") or None,
+            last=_last(request) or None,
         )
-        if access.may_read(request, name)
+        if readable
         else []
     )
     more = len(descriptors) > n
