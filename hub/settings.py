@@ -55,6 +55,13 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
+    "rest_framework",
+    "drf_spectacular",
     "hub",
     "registry",
     "teams",
@@ -68,6 +75,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -190,6 +203,76 @@ else:
             "LOCATION": "hub_cache",
         }
     }
+
+# --- Sign-up and sign-in (django-allauth) ----------------------------------------------------
+
+SITE_ID = 1
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = env_choice(
+    "HUB_EMAIL_VERIFICATION", ("none", "optional", "mandatory"), "optional"
+)
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_USERNAME_VALIDATORS = "accounts.adapters.USERNAME_VALIDATORS"
+ACCOUNT_PRESERVE_USERNAME_CASING = False
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env_str("HUB_LOGIN_RATE_LIMIT", "20/m/ip,10/5m/key"),
+    "signup": "20/m/ip",
+}
+# Open sign-up can be switched off; then accounts are made by administrators.
+HUB_SIGNUP_OPEN = env_bool("HUB_SIGNUP_OPEN", True)
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("HUB_MFA_ISSUER", "Hub")
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {}
+if env_str("HUB_OIDC_CLIENT_ID"):
+    if not env_str("HUB_OIDC_SERVER_URL"):
+        raise ImproperlyConfigured("HUB_OIDC_SERVER_URL must be set with HUB_OIDC_CLIENT_ID")
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "APPS": [
+            {
+                "provider_id": env_str("HUB_OIDC_PROVIDER_ID", "oidc"),
+                "name": env_str("HUB_OIDC_NAME", "Single sign-on"),
+                "client_id": env_str("HUB_OIDC_CLIENT_ID"),
+                "secret": env_str("HUB_OIDC_CLIENT_SECRET"),
+                "settings": {"server_url": env_str("HUB_OIDC_SERVER_URL")},
+            }
+        ]
+    }
+
+# E-mail: printed to the console unless an SMTP server is configured.
+if env_str("HUB_EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env_str("HUB_EMAIL_HOST")
+    EMAIL_PORT = env_int("HUB_EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = env_str("HUB_EMAIL_USER")
+    EMAIL_HOST_PASSWORD = env_str("HUB_EMAIL_PASSWORD")
+    EMAIL_USE_TLS = env_bool("HUB_EMAIL_USE_TLS", True)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("HUB_EMAIL_FROM", "hub@localhost")
+
+# --- Management API -------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api_auth.HubAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "accounts.api_errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hub management API",
+    "DESCRIPTION": "Organisations, teams, members, repositories, grants, tokens and robots.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
 
 LOGGING = {
     "version": 1,

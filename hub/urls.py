@@ -1,5 +1,11 @@
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from accounts.views.token import token
 
 urlpatterns = [
     path("v2/", include("registry.urls")),
+    path("auth/token", token, name="token"),
+    path("accounts/", include("allauth.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
