@@ -27,7 +27,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import botocore.exceptions
@@ -166,7 +166,8 @@ class S3Storage(Storage):
                     mpu_id = self.client.create_multipart_upload(
                         Bucket=self.bucket, Key=mpu_key, ContentType="application/octet-stream"
                     )["UploadId"]
-                body = buf if filled == len(buf) else bytes(memoryview(buf)[:filled])
+                # botocore sends a bytearray as it is (the stubs only say bytes).
+                body = cast(bytes, buf) if filled == len(buf) else bytes(memoryview(buf)[:filled])
                 etag = self.client.upload_part(
                     Bucket=self.bucket,
                     Key=mpu_key,
@@ -204,7 +205,7 @@ class S3Storage(Storage):
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=tail_key,
-                    Body=buf,
+                    Body=cast(bytes, buf),
                     ContentLength=filled,
                     ContentType="application/octet-stream",
                 )
@@ -296,7 +297,7 @@ class S3Storage(Storage):
                     Key=mpu_key,
                     UploadId=mpu_id,
                     PartNumber=number,
-                    Body=tail,
+                    Body=cast(bytes, tail),
                     ContentLength=tail_size,
                 )["ETag"]
                 parts.append([number, etag, tail_size])
@@ -352,12 +353,12 @@ class S3Storage(Storage):
         prefix = self._upload_prefix(upload_id)
         with _s3_errors(f"clean up upload {upload_id}"):
             mpus = self.client.get_paginator("list_multipart_uploads")
-            for page in mpus.paginate(Bucket=self.bucket, Prefix=prefix):
-                for mpu in page.get("Uploads", []):
+            for mpu_page in mpus.paginate(Bucket=self.bucket, Prefix=prefix):
+                for mpu in mpu_page.get("Uploads", []):
                     self._abort_mpu(mpu["Key"], mpu["UploadId"])
             objects = self.client.get_paginator("list_objects_v2")
             for page in objects.paginate(Bucket=self.bucket, Prefix=prefix):
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                keys: list[Any] = [{"Key": o["Key"]} for o in page.get("Contents", [])]
                 if keys:
                     result = self.client.delete_objects(
                         Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
