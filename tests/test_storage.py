@@ -346,3 +346,29 @@ def test_it_reports_a_missing_blob_as_a_storage_error(s3_store: Storage) -> None
     with pytest.raises(StorageError):
         s3_store.blob_read(_digest(b"nope"))
     assert not s3_store.blob_exists(_digest(b"nope"))
+
+
+@pytest.mark.s3
+def test_it_continues_a_tail_left_by_a_larger_part_size(moto_s3, s3_bucket: str) -> None:
+    big = _s3(moto_s3, s3_bucket, part_size=PART + MiB)
+    first = os.urandom(PART + MiB // 2)  # a tail bigger than the smaller part size
+    upload_id, state, offset = _upload(big, [[first]])
+    assert state["parts"] == [] and state["tail_size"] == len(first)
+    small = _s3(moto_s3, s3_bucket)
+    rest = os.urandom(PART + 77)
+    state, _ = small.upload_write(upload_id, state, offset, iter(_pieces(rest, MiB)))
+    data = first + rest
+    small.upload_commit(upload_id, state, _digest(data))
+    assert _read(small, _digest(data)) == data
+
+
+def test_it_builds_the_configured_store(storage_backend: str) -> None:
+    from registry.storage import get_storage
+
+    store = get_storage()
+    assert store.name == storage_backend
+    store.check()
+    data = b"configured"
+    upload_id, state, _ = _upload(store, [[data]])
+    store.upload_commit(upload_id, state, _digest(data))
+    assert _read(store, _digest(data)) == data
