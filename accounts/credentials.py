@@ -45,6 +45,13 @@ _lock = threading.Lock()
 _MAX_REMEMBERED = 10_000
 
 
+def forget_verified() -> None:
+    """Drop every remembered password (tests; and a process may call it on demand)."""
+    with _lock:
+        _verified_passwords.clear()
+        _recent_pairs.clear()
+
+
 def _remember_key(username: str, password: str, stored_hash: str) -> str:
     return hashlib.sha256(f"{username}\0{password}\0{stored_hash}".encode()).hexdigest()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.request_auth import TooManyAttempts, Unauthenticated, actor_from_request
+from registry import access
 from registry.errors import RegistryError, error_response
 from registry.storage import StorageError
 from registry.streams import IncompleteBody
@@ -39,7 +42,15 @@ def registry_view(*methods: str) -> Callable[[View], View]:
                         status=405,
                         headers={"Allow": ", ".join(sorted(allowed))},
                     )
+                request.actor = actor_from_request(request)  # type: ignore[attr-defined]
                 response = view(request, *args, **kwargs)
+            except Unauthenticated as exc:
+                response = error_response(access.unauthorized(request))
+                response.content = json.dumps(
+                    {"errors": [{"code": "UNAUTHORIZED", "message": str(exc)}]}
+                ).encode()
+            except TooManyAttempts as exc:
+                response = error_response(RegistryError("TOOMANYREQUESTS", str(exc)))
             except RegistryError as exc:
                 response = error_response(exc)
                 if request.method == "HEAD":
@@ -68,6 +79,9 @@ def json_response(
 
 @registry_view("GET")
 def base(request: HttpRequest) -> HttpResponse:
+    if access.actor_of(request).is_anonymous:
+        # Clients (docker login included) learn here where to get a token.
+        raise access.unauthorized(request)
     return json_response({})
 
 
