@@ -123,7 +123,8 @@ def start_hub(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/v2/", timeout=timeout, proc=proc)
-    except Exception:
+    except Exception as exc:
         proc.kill()
-        raise RuntimeError(f"hub serve did not start:\n{log_path.read_text(errors='replace')}")
+        log_text = log_path.read_text(errors="replace")
+        raise RuntimeError(f"hub serve did not start:\n{log_text}") from exc
     return HubProcess(url, port, data_dir, dict(env or {}), proc, log_path, list(args or []))
