@@ -17,7 +17,15 @@ import pytest
 import requests
 
 from tests.support.databases import fresh_database, postgres_base_url
-from tests.support.nodes import NODE_ENV, assert_clean_log, query, run_together, store_files
+from tests.support.nodes import (
+    NODE_ENV,
+    assert_clean_log,
+    query,
+    reap_stopped,
+    run_together,
+    stop_soon,
+    store_files,
+)
 from tests.support.ocipush import Client, Image, error_codes, sha256
 from tests.support.servers import HubProcess, start_hub
 
@@ -27,6 +35,13 @@ CLIENTS = 16
 MiB = 1024 * 1024
 # Several processes, each with threads: 16 clients hit 3 processes at once.
 SERVE_ARGS = ["--workers", "3", "--threads", "8"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap() -> Iterator[None]:
+    """Nodes shut down in the background while other tests run; wait for them at the end."""
+    yield
+    reap_stopped()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -41,7 +56,7 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         else:
             db_env = {"DATABASE_URL": ""}  # empty is unset: the embedded SQLite
         hub = start_hub(data_dir, env={**NODE_ENV, **db_env}, args=SERVE_ARGS)
-        stack.callback(hub.stop)
+        stack.callback(stop_soon, hub)
         yield hub
 
 
@@ -245,7 +260,7 @@ def idle_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     data_dir = tmp_path_factory.mktemp("idle")
     hub = start_hub(data_dir, env={**NODE_ENV, "DATABASE_URL": "", "HUB_UPLOAD_IDLE_TIMEOUT": "2"})
     yield hub
-    hub.stop()
+    stop_soon(hub)
 
 
 def test_idle_session_expires(idle_node: HubProcess) -> None:

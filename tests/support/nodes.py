@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,3 +68,20 @@ def run_together(fn: Callable[[int], T], count: int) -> list[T]:
 
 def flatten(items: Iterable[Iterable[T]]) -> list[T]:
     return [x for xs in items for x in xs]
+
+
+_stopping: list[HubProcess] = []
+
+
+def stop_soon(*nodes: HubProcess) -> None:
+    """Ask nodes to stop and go on: graceful shutdown takes seconds, nobody needs to wait
+    for it but `reap_stopped` (at the end of a module)."""
+    for node in nodes:
+        if node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGTERM)
+        _stopping.append(node)
+
+
+def reap_stopped() -> None:
+    while _stopping:
+        _stopping.pop().stop()  # already terminating: this only waits (or kills a stuck one)
