@@ -160,3 +160,27 @@ def test_it_works_with_a_session_too(client: Client, people: People) -> None:
     )
     assert response.status_code == 201
     assert call(client, "GET", "/api/orgs/").json()["results"][0]["name"] == "acme"
+
+
+def test_it_treats_a_registry_bearer_token_as_its_grants_only(
+    client: Client, people: People
+) -> None:
+    from django.conf import settings
+
+    from accounts import jwt_tokens
+
+    token, _ = jwt_tokens.issue(
+        subject="alice",
+        subject_key=f"user:{people.alice.pk}",
+        audience=settings.HUB_TOKEN_SERVICE,
+        access=[{"type": "repository", "name": "acme/private", "actions": ["pull"]}],
+        auth_method="token",
+    )
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    detail = call(client, "GET", "/api/repositories/acme/private/", auth=auth)
+    assert detail.status_code == 200 and detail.json()["level"] == "read"
+    assert call(client, "GET", "/api/repositories/alice/own/", auth=auth).status_code == 404
+    # alice owns acme, but a registry token is no way to manage it or to mint tokens.
+    assert call(client, "GET", "/api/orgs/acme/", auth=auth).status_code == 403
+    body = {"name": "x", "scopes": [{"repository": "**", "actions": ["pull"]}]}
+    assert call(client, "POST", TOKENS, body, auth=auth).status_code == 403

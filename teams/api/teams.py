@@ -84,7 +84,11 @@ class TeamDetail(GenericAPIView):
         data = TeamUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         may_create = data.validated_data.get("may_create_repositories")
-        if may_create is not None and not may_manage_organisation(actor, found.organisation):
+        if (
+            may_create is not None
+            and may_create != found.may_create_repositories
+            and not may_manage_organisation(actor, found.organisation)
+        ):
             raise PermissionDenied(
                 f"only owners of {found.organisation.name} may change may_create_repositories"
             )
