@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -29,6 +29,7 @@ from tests.support.nodes import (
     run_together,
     stop_soon,
     store_files,
+    wait_for_lease,
 )
 from tests.support.ocipush import Client, Image, error_codes, sha256
 from tests.support.servers import ROOT, VENV_BIN, HubProcess, MotoS3, free_port, start_hub
@@ -194,16 +195,21 @@ def test_a_patch_on_one_node_locks_out_the_other(cluster: Cluster) -> None:
     path = location.split(cluster.a.url, 1)[1]
     first, second = os.urandom(MiB), os.urandom(MiB)
 
+    refused = threading.Event()
+
     def slow_body() -> Iterator[bytes]:
         yield first
-        time.sleep(1.5)
+        refused.wait(30)  # keep streaming until B has answered
         yield second
 
     def request(i: int) -> requests.Response:
         if i == 0:
             return a.patch(a.url(path), slow_body(), 0, length=2 * MiB)
-        time.sleep(0.5)
-        return b.patch(b.url(path), os.urandom(2 * MiB), 0)
+        try:
+            wait_for_lease(cluster.a.env, cluster.data_dir, path.rsplit("/", 1)[1])
+            return b.patch(b.url(path), os.urandom(2 * MiB), 0)
+        finally:
+            refused.set()
 
     won, lost = run_together(request, 2)
     assert won.status_code == 202, won.text
