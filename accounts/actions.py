@@ -90,3 +90,14 @@ def robot_create(
 def robot_disable(*, robot: Robot) -> None:
     Robot.objects.filter(pk=robot.pk).update(disabled_at=timezone.now())
     robot.disabled_at = timezone.now()
+
+
+def robot_update(
+    *, robot: Robot, description: str | None = None, may_create: bool | None = None
+) -> Robot:
+    if description is not None:
+        robot.description = description
+    if may_create is not None:
+        robot.may_create_repositories = may_create
+    robot.save(update_fields=["description", "may_create_repositories"])
+    return robot

@@ -272,6 +272,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organisations, teams, members, repositories, grants, tokens and robots.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "OrganisationRoleEnum": "teams.models.Membership.Role",
+        "TeamRoleEnum": "teams.models.TeamMember.Role",
+    },
 }
 
 LOGGING = {

@@ -8,4 +8,5 @@ urlpatterns = [
     path("auth/token", token, name="token"),
     path("accounts/", include("allauth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/", include("hub.api_urls")),
 ]

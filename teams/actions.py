@@ -43,12 +43,38 @@ def user_namespace_ensure(*, user: Any) -> Namespace | None:
 
 
 @transaction.atomic
-def organisation_create(*, name: str, owner: Any, display_name: str = "") -> Organisation:
+def organisation_create(
+    *, name: str, owner: Any, display_name: str = "", description: str = ""
+) -> Organisation:
     _check_namespace_free(name)
-    org = Organisation.objects.create(name=name, display_name=display_name)
+    org = Organisation.objects.create(name=name, display_name=display_name, description=description)
     Namespace.objects.create(name=name, organisation=org)
     Membership.objects.create(organisation=org, user=owner, role=Membership.Role.OWNER)
     return org
+
+
+def organisation_update(
+    *, organisation: Organisation, display_name: str | None = None, description: str | None = None
+) -> Organisation:
+    if display_name is not None:
+        organisation.display_name = display_name
+    if description is not None:
+        organisation.description = description
+    organisation.save(update_fields=["display_name", "description"])
+    return organisation
+
+
+@transaction.atomic
+def organisation_delete(*, organisation: Organisation) -> None:
+    """Delete an organisation, its namespace, teams, robots; refused while it has repositories."""
+    from registry.models import Repository
+
+    if Repository.objects.filter(namespace__organisation=organisation).exists():
+        raise ValidationError(
+            f"{organisation.name} still has repositories: delete them before the organisation"
+        )
+    Namespace.objects.filter(organisation=organisation).delete()
+    organisation.delete()
 
 
 def membership_set(*, organisation: Organisation, user: Any, role: str) -> Membership:
@@ -82,6 +108,26 @@ def team_member_set(*, team: Team, user: Any, role: str = TeamMember.Role.MEMBER
     Membership.objects.get_or_create(organisation=team.organisation, user=user)
     member, _ = TeamMember.objects.update_or_create(team=team, user=user, defaults={"role": role})
     return member
+
+
+def team_update(
+    *, team: Team, description: str | None = None, may_create: bool | None = None
+) -> Team:
+    if description is not None:
+        team.description = description
+    if may_create is not None:
+        team.may_create_repositories = may_create
+    team.save(update_fields=["description", "may_create_repositories"])
+    return team
+
+
+def team_delete(*, team: Team) -> None:
+    team.delete()
+
+
+def team_member_remove(*, team: Team, user: Any) -> None:
+    """Remove a user from a team (they stay a member of the organisation)."""
+    TeamMember.objects.filter(team=team, user=user).delete()
 
 
 def _subject(*, user: Any = None, team: Team | None = None, robot: Any = None) -> dict[str, Any]:
@@ -121,6 +167,24 @@ def default_grant_add(
 ) -> DefaultGrant:
     subject = _subject(user=user, team=team, robot=robot)
     return DefaultGrant.objects.create(organisation=organisation, level=level, **subject)
+
+
+def default_grant_remove(*, default_grant: DefaultGrant) -> None:
+    """Stop copying this grant onto new repositories (existing grants stay)."""
+    default_grant.delete()
+
+
+def repository_update(
+    *, repository: Any, description: str | None = None, visibility: str | None = None
+) -> Any:
+    if description is not None:
+        repository.description = description
+    if visibility is not None:
+        if visibility not in ("private", "public"):
+            raise ValidationError("visibility must be private or public")
+        repository.visibility = visibility
+    repository.save(update_fields=["description", "visibility"])
+    return repository
 
 
 def repository_created(*, repository: Any, actor: Actor) -> None:

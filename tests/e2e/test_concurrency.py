@@ -8,6 +8,7 @@ lock errors, tracebacks and 5xx answers.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,7 +18,16 @@ import pytest
 import requests
 
 from tests.support.databases import fresh_database, postgres_base_url
-from tests.support.nodes import NODE_ENV, assert_clean_log, query, run_together, store_files
+from tests.support.nodes import (
+    NODE_ENV,
+    assert_clean_log,
+    query,
+    reap_stopped,
+    run_together,
+    stop_soon,
+    store_files,
+    wait_for_lease,
+)
 from tests.support.ocipush import Client, Image, error_codes, sha256
 from tests.support.servers import HubProcess, start_hub
 
@@ -27,6 +37,13 @@ CLIENTS = 16
 MiB = 1024 * 1024
 # Several processes, each with threads: 16 clients hit 3 processes at once.
 SERVE_ARGS = ["--workers", "3", "--threads", "8"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap() -> Iterator[None]:
+    """Nodes shut down in the background while other tests run; wait for them at the end."""
+    yield
+    reap_stopped()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -41,7 +58,7 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         else:
             db_env = {"DATABASE_URL": ""}  # empty is unset: the embedded SQLite
         hub = start_hub(data_dir, env={**NODE_ENV, **db_env}, args=SERVE_ARGS)
-        stack.callback(hub.stop)
+        stack.callback(stop_soon, hub)
         yield hub
 
 
@@ -187,25 +204,29 @@ def test_different_images_in_parallel(clean_node: HubProcess) -> None:
 
 
 def test_concurrent_patches_on_one_session_one_wins(clean_node: HubProcess) -> None:
-    """A slow PATCH holds the session; a second one meanwhile is refused, nothing is mixed."""
+    """A PATCH holds the session while it streams; a second one meanwhile is refused with a
+    spec error, and nothing of it gets mixed into the upload."""
     client = _client(clean_node)
     location = client.start_upload("race/slow")
     first, second = os.urandom(512 * 1024), os.urandom(512 * 1024)
     data = first + second
+    refused = threading.Event()
 
     def slow_body() -> Iterator[bytes]:
         yield first
-        time.sleep(1.5)
+        refused.wait(30)  # keep streaming until the other PATCH has its answer
         yield second
 
-    def slow(i: int) -> requests.Response:
-        return Client(clean_node.url).patch(location, slow_body(), 0, length=len(data))
+    def request(i: int) -> requests.Response:
+        if i == 0:
+            return Client(clean_node.url).patch(location, slow_body(), 0, length=len(data))
+        try:
+            wait_for_lease(clean_node.env, clean_node.data_dir, location.rsplit("/", 1)[1])
+            return Client(clean_node.url).patch(location, os.urandom(len(data)), 0)
+        finally:
+            refused.set()
 
-    def fast(i: int) -> requests.Response:
-        time.sleep(0.5)  # while the slow one streams
-        return Client(clean_node.url).patch(location, os.urandom(len(data)), 0)
-
-    slow_r, fast_r = run_together(lambda i: (slow, fast)[i](i), 2)
+    slow_r, fast_r = run_together(request, 2)
     assert slow_r.status_code == 202, slow_r.text
     assert slow_r.headers["Range"] == f"0-{len(data) - 1}"
     assert fast_r.status_code in (409, 416), fast_r.text
@@ -245,7 +266,7 @@ def idle_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     data_dir = tmp_path_factory.mktemp("idle")
     hub = start_hub(data_dir, env={**NODE_ENV, "DATABASE_URL": "", "HUB_UPLOAD_IDLE_TIMEOUT": "2"})
     yield hub
-    hub.stop()
+    stop_soon(hub)
 
 
 def test_idle_session_expires(idle_node: HubProcess) -> None:
@@ -254,12 +275,16 @@ def test_idle_session_expires(idle_node: HubProcess) -> None:
     busy = client.start_upload("idle/repo")
     chunk = os.urandom(4096)
     assert client.patch(idle, chunk, 0).status_code == 202
-    # The busy session sees a request every second: it outlives the idle one.
-    for n in range(4):
-        r = client.patch(busy, chunk, n * len(chunk))
+    idle_saved = time.monotonic()  # the server saved it before answering
+    # The busy session sees a request every 0.8 s: it outlives the idle one.
+    offset = 0
+    while offset < 4 * len(chunk) or time.monotonic() < idle_saved + 2.5:
+        r = client.patch(busy, chunk, offset)
         assert r.status_code == 202, r.text
-        time.sleep(0.8 if n < 3 else 0)
-    time.sleep(max(0.0, 3.0 - 3 * 0.8))
+        offset += len(chunk)
+        time.sleep(0.8)
+    done = client.finish(busy, sha256(chunk * (offset // len(chunk))))
+    assert done.status_code == 201, done.text
 
     for method, kwargs in [("get", {}), ("patch", {"data": chunk}), ("put", {})]:
         r = getattr(client.http, method)(
@@ -270,10 +295,7 @@ def test_idle_session_expires(idle_node: HubProcess) -> None:
         assert error_codes(r) == ["BLOB_UPLOAD_UNKNOWN"]
     upload_id = idle.rsplit("/", 1)[1]
     assert not (idle_node.data_dir / "storage" / "uploads" / upload_id).exists()
-
-    done = client.finish(busy, sha256(chunk * 4))
-    assert done.status_code == 201, done.text
-    assert client.get_blob("idle/repo", sha256(chunk * 4)) == chunk * 4
+    assert client.get_blob("idle/repo", sha256(chunk * (offset // len(chunk)))) is not None
     assert_clean_log(idle_node)
 
 
@@ -282,20 +304,25 @@ def test_session_being_written_is_not_idle(idle_node: HubProcess) -> None:
     request meanwhile must not expire (and delete) it under the writer."""
     client = _client(idle_node)
     location = client.start_upload("idle/slow")
-    parts = [os.urandom(64 * 1024) for _ in range(4)]
-    data = b"".join(parts)
+    started = time.monotonic()
+    first, second = os.urandom(64 * 1024), os.urandom(64 * 1024)
+    data = first + second
+    answered = threading.Event()
 
     def slow_body() -> Iterator[bytes]:
-        for i, part in enumerate(parts):
-            if i:
-                time.sleep(1.0)
-            yield part
+        yield first
+        answered.wait(30)
+        yield second
 
     def request(i: int) -> requests.Response:
         if i == 0:
             return Client(idle_node.url).patch(location, slow_body(), 0, length=len(data))
-        time.sleep(2.5)  # past the idle timeout, while the PATCH still streams
-        return Client(idle_node.url).http.get(location, timeout=30)
+        try:
+            wait_for_lease(idle_node.env, idle_node.data_dir, location.rsplit("/", 1)[1])
+            time.sleep(max(0.0, started + 2.5 - time.monotonic()))  # past the idle timeout
+            return Client(idle_node.url).http.get(location, timeout=30)
+        finally:
+            answered.set()
 
     patched, status = run_together(request, 2)
     assert status.status_code == 204, status.text

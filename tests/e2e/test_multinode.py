@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -21,7 +21,16 @@ import pytest
 import requests
 
 from tests.support.databases import fresh_database, postgres_base_url
-from tests.support.nodes import NODE_ENV, assert_clean_log, query, run_together, store_files
+from tests.support.nodes import (
+    NODE_ENV,
+    assert_clean_log,
+    query,
+    reap_stopped,
+    run_together,
+    stop_soon,
+    store_files,
+    wait_for_lease,
+)
 from tests.support.ocipush import Client, Image, error_codes, sha256
 from tests.support.servers import ROOT, VENV_BIN, HubProcess, MotoS3, free_port, start_hub
 
@@ -42,6 +51,13 @@ class Cluster:
     @property
     def nodes(self) -> tuple[HubProcess, HubProcess]:
         return self.a, self.b
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap() -> Iterator[None]:
+    """Nodes shut down in the background while other tests run; wait for them at the end."""
+    yield
+    reap_stopped()
 
 
 def _bucket(moto: MotoS3) -> str:
@@ -84,9 +100,9 @@ def shared_cluster(
     with fresh_database(data_dir) as db_env, ExitStack() as stack:
         env |= db_env
         a = start_hub(data_dir, env=env, args=SERVE_ARGS)
-        stack.callback(a.stop)
+        stack.callback(stop_soon, a)
         b = start_hub(data_dir, env=env, args=SERVE_ARGS)
-        stack.callback(b.stop)
+        stack.callback(stop_soon, b)
         yield Cluster(a, b, request.param, data_dir)
 
 
@@ -179,16 +195,21 @@ def test_a_patch_on_one_node_locks_out_the_other(cluster: Cluster) -> None:
     path = location.split(cluster.a.url, 1)[1]
     first, second = os.urandom(MiB), os.urandom(MiB)
 
+    refused = threading.Event()
+
     def slow_body() -> Iterator[bytes]:
         yield first
-        time.sleep(1.5)
+        refused.wait(30)  # keep streaming until B has answered
         yield second
 
     def request(i: int) -> requests.Response:
         if i == 0:
             return a.patch(a.url(path), slow_body(), 0, length=2 * MiB)
-        time.sleep(0.5)
-        return b.patch(b.url(path), os.urandom(2 * MiB), 0)
+        try:
+            wait_for_lease(cluster.a.env, cluster.data_dir, path.rsplit("/", 1)[1])
+            return b.patch(b.url(path), os.urandom(2 * MiB), 0)
+        finally:
+            refused.set()
 
     won, lost = run_together(request, 2)
     assert won.status_code == 202, won.text
@@ -208,8 +229,9 @@ BAD_SETTINGS = [
     ({"HUB_UPLOAD_IDLE_TIMEOUT": "abc"}, "HUB_UPLOAD_IDLE_TIMEOUT"),
     ({"HUB_S3_SECRET_ACCESS_KEY_FILE": "/nonexistent"}, "HUB_S3_SECRET_ACCESS_KEY_FILE"),
     # Read by `hub serve` itself, after the settings loaded.
-    ({"HUB_WEB_WORKERS": "abc"}, "HUB_WEB_WORKERS"),
-    ({"HUB_WEB_TIMEOUT": "soon"}, "HUB_WEB_TIMEOUT"),
+    # (--no-migrate: only to save time, these are read after migrate)
+    ({"HUB_WEB_WORKERS": "abc", "--no-migrate": ""}, "HUB_WEB_WORKERS"),
+    ({"HUB_WEB_TIMEOUT": "soon", "--no-migrate": ""}, "HUB_WEB_TIMEOUT"),
     ({"DATABASE_URL": "postgres://hub@127.0.0.1:1/hub"}, "DATABASE_URL"),
 ]
 
@@ -222,14 +244,17 @@ def test_bad_setting_stops_startup_with_one_line(
 ) -> None:
     env = {**os.environ, "HUB_DATA_DIR": str(tmp_path), "DATABASE_URL": ""}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    args = [name for name in settings_env if name.startswith("--")]
     for name, value in settings_env.items():
+        if name.startswith("--"):
+            continue
         if value is None:
             env.pop(name, None)
         else:
             env[name] = value
     port = free_port()
     proc = subprocess.Popen(
-        [str(VENV_BIN / "hub"), "serve", "--bind", f"127.0.0.1:{port}"],
+        [str(VENV_BIN / "hub"), "serve", "--bind", f"127.0.0.1:{port}", *args],
         env=env,
         cwd=str(ROOT),
         stdout=subprocess.PIPE,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,3 +69,34 @@ def run_together(fn: Callable[[int], T], count: int) -> list[T]:
 
 def flatten(items: Iterable[Iterable[T]]) -> list[T]:
     return [x for xs in items for x in xs]
+
+
+_stopping: list[HubProcess] = []
+
+
+def stop_soon(*nodes: HubProcess) -> None:
+    """Ask nodes to stop and go on: graceful shutdown takes seconds, nobody needs to wait
+    for it but `reap_stopped` (at the end of a module)."""
+    for node in nodes:
+        if node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGTERM)
+        _stopping.append(node)
+
+
+def reap_stopped() -> None:
+    while _stopping:
+        _stopping.pop().stop()  # already terminating: this only waits (or kills a stuck one)
+
+
+def wait_for_lease(
+    env: dict[str, str], data_dir: Path, upload_id: str, timeout: float = 30
+) -> None:
+    """Until a request holds the upload session's lease (it is streaming into it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        key = upload_id if env.get("DATABASE_URL") else upload_id.replace("-", "")  # char(32)
+        rows = query(env, data_dir, "SELECT lease_token FROM registry_upload WHERE id = %s", key)
+        if rows and rows[0][0]:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"no request took the lease of upload {upload_id}")
