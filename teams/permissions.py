@@ -267,7 +267,9 @@ def visible_repositories(actor: Actor) -> QuerySet[Repository]:
 
 
 def organisation_role(actor: Actor, organisation: Organisation) -> str | None:
-    """ "owner", "member" or None; robots and tokens never manage organisations."""
+    """ "owner", "member" or None; robots and tokens (access or bearer) never manage them."""
+    if actor.granted is not None:
+        return None
     if actor.user is None or not actor.user.is_active or actor.token is not None:
         return "owner" if actor.is_superuser and actor.token is None else None
     if actor.is_superuser:
