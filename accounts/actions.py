@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
+import audit
 from accounts.credentials import new_token_secret
 from accounts.models import AccessToken, Robot, hash_token
 from teams.models import Organisation, namespace_validator
@@ -49,22 +51,48 @@ def token_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError("the expiry must be in the future")
     secret = new_token_secret()
-    token = AccessToken.objects.create(
-        user=user,
-        robot=robot,
-        name=name[:100],
-        prefix=secret[:12],
-        secret_hash=hash_token(secret),
-        scopes=clean_scopes(scopes) if user is not None else [],
-        expires_at=expires_at,
-    )
+    with transaction.atomic():
+        token = AccessToken.objects.create(
+            user=user,
+            robot=robot,
+            name=name[:100],
+            prefix=secret[:12],
+            secret_hash=hash_token(secret),
+            scopes=clean_scopes(scopes) if user is not None else [],
+            expires_at=expires_at,
+        )
+        _record_token("token.create", token)
     return token, secret
+
+
+def _record_token(action: str, token: AccessToken, **extra: Any) -> None:
+    robot = token.robot
+    audit.record(
+        action=action,
+        organisation=robot.organisation.name if robot is not None else None,
+        details={
+            "token_id": token.pk,
+            "name": token.name,
+            "prefix": token.prefix,
+            "owner": robot.username
+            if robot is not None
+            else str(getattr(token.user, "username", "")),
+            "scopes": token.scopes,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            **extra,
+        },
+    )
 
 
 def token_revoke(*, token: AccessToken) -> None:
     if token.revoked_at is None:
-        AccessToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
-        token.revoked_at = timezone.now()
+        with transaction.atomic():
+            revoked = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
+            token.revoked_at = timezone.now()
+            if revoked:
+                _record_token("token.revoke", token)
 
 
 def robot_create(
@@ -78,18 +106,42 @@ def robot_create(
     namespace_validator(name)
     if Robot.objects.filter(organisation=organisation, name=name).exists():
         raise ValidationError(f"{organisation.name} already has a robot named {name!r}")
-    return Robot.objects.create(
-        organisation=organisation,
-        name=name,
-        created_by=created_by,
-        description=description,
-        may_create_repositories=may_create,
-    )
+    with transaction.atomic():
+        robot = Robot.objects.create(
+            organisation=organisation,
+            name=name,
+            created_by=created_by,
+            description=description,
+            may_create_repositories=may_create,
+        )
+        audit.record(
+            action="robot.create",
+            organisation=organisation.name,
+            details={
+                "robot": robot.username,
+                "robot_id": robot.pk,
+                "description": description,
+                "may_create_repositories": may_create,
+            },
+        )
+    return robot
 
 
 def robot_disable(*, robot: Robot) -> None:
-    Robot.objects.filter(pk=robot.pk).update(disabled_at=timezone.now())
-    robot.disabled_at = timezone.now()
+    before = robot.disabled_at
+    with transaction.atomic():
+        Robot.objects.filter(pk=robot.pk).update(disabled_at=timezone.now())
+        robot.disabled_at = timezone.now()
+        audit.record(
+            action="robot.disable",
+            organisation=robot.organisation.name,
+            details={
+                "robot": robot.username,
+                "robot_id": robot.pk,
+                "before": {"disabled_at": before.isoformat() if before else None},
+                "after": {"disabled_at": robot.disabled_at.isoformat()},
+            },
+        )
 
 
 def robot_update(

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts.api import views as accounts
+from audit import api as audit
 from teams.api import organisations, repositories, teams
 
 urlpatterns = [
@@ -13,6 +14,11 @@ urlpatterns = [
         "orgs/<str:org>/members/<str:username>/",
         organisations.MemberDetail.as_view(),
         name="api-member",
+    ),
+    path(
+        "orgs/<str:org>/activity/",
+        audit.OrganisationActivity.as_view(),
+        name="api-org-activity",
     ),
     path("orgs/<str:org>/teams/", teams.TeamList.as_view(), name="api-teams"),
     path("orgs/<str:org>/teams/<str:team>/", teams.TeamDetail.as_view(), name="api-team"),
@@ -66,6 +72,8 @@ urlpatterns = [
         repositories.RepositoryDetail.as_view(),
         name="api-repository",
     ),
+    path("audit/events/", audit.EventList.as_view(), name="api-audit-events"),
+    path("audit/export", audit.EventExport.as_view(), name="api-audit-export"),
     path("user/tokens/", accounts.PersonalTokenList.as_view(), name="api-user-tokens"),
     path(
         "user/tokens/<int:token_id>/",

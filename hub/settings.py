@@ -66,10 +66,12 @@ INSTALLED_APPS = [
     "registry",
     "teams",
     "accounts",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "audit.context.AuditContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -253,6 +255,13 @@ if env_str("HUB_EMAIL_HOST"):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("HUB_EMAIL_FROM", "hub@localhost")
+
+# --- Audit trail ----------------------------------------------------------------------------
+
+# Seconds between sealing rounds of each process's sealing thread: 0 seals every 2 s
+# under gunicorn only (`hub serve`), a positive value starts the thread in any process,
+# a negative one never (then run `hub audit seal` from cron).
+HUB_AUDIT_SEAL_INTERVAL = float(env_str("HUB_AUDIT_SEAL_INTERVAL", "0") or 0)
 
 # --- Management API -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+import audit
 from accounts.request_auth import challenge
 from registry.errors import RegistryError
 from registry.models import Repository
@@ -45,17 +46,40 @@ def require(request: HttpRequest, name: str, action: str, *, hidden: RegistryErr
         if action in held:
             return
         if actor.is_anonymous or "pull" not in held:
-            raise unauthorized(request, scope)
-        raise RegistryError("DENIED", f"this token may not {action} {name}")
+            raise refused(request, name, action, unauthorized(request, scope))
+        raise refused(
+            request, name, action, RegistryError("DENIED", f"this token may not {action} {name}")
+        )
     repository = Repository.objects.select_related("namespace").filter(name=name).first()
     actions = allowed_actions(actor, name, repository=repository)
     if action in actions:
         return
     if actor.is_anonymous:
-        raise unauthorized(request, scope)
+        raise refused(request, name, action, unauthorized(request, scope))
     if repository is not None and "pull" in actions:
-        raise RegistryError("DENIED", f"you may not {action} {name}")
-    raise hidden
+        raise refused(
+            request, name, action, RegistryError("DENIED", f"you may not {action} {name}")
+        )
+    raise refused(request, name, action, hidden)
+
+
+def refused(request: HttpRequest, name: str, action: str, error: RegistryError) -> RegistryError:
+    """Record a refusal in the audit trail (unless nobody sent credentials); returns it."""
+    if request.META.get("HTTP_AUTHORIZATION"):
+        audit.record(
+            action="request.denied",
+            outcome="denied",
+            repository=name,
+            details={
+                "attempted": action,
+                "method": request.method,
+                "path": request.path[:300],
+                "status": error.status,
+                "code": error.code,
+            },
+            request=request,
+        )
+    return error
 
 
 def may_read(request: HttpRequest, name: str) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+import audit
 from teams.models import (
     DefaultGrant,
     Level,
@@ -50,17 +51,36 @@ def organisation_create(
     org = Organisation.objects.create(name=name, display_name=display_name, description=description)
     Namespace.objects.create(name=name, organisation=org)
     Membership.objects.create(organisation=org, user=owner, role=Membership.Role.OWNER)
+    audit.record(
+        action="org.create",
+        organisation=name,
+        details={
+            "after": {"display_name": display_name, "description": description},
+            "owner": str(owner.username),
+        },
+    )
     return org
 
 
+def _org_fields(organisation: Organisation) -> dict[str, str]:
+    return {"display_name": organisation.display_name, "description": organisation.description}
+
+
+@transaction.atomic
 def organisation_update(
     *, organisation: Organisation, display_name: str | None = None, description: str | None = None
 ) -> Organisation:
+    before = _org_fields(organisation)
     if display_name is not None:
         organisation.display_name = display_name
     if description is not None:
         organisation.description = description
     organisation.save(update_fields=["display_name", "description"])
+    audit.record(
+        action="org.update",
+        organisation=organisation.name,
+        details={"before": before, "after": _org_fields(organisation)},
+    )
     return organisation
 
 
@@ -73,61 +93,143 @@ def organisation_delete(*, organisation: Organisation) -> None:
         raise ValidationError(
             f"{organisation.name} still has repositories: delete them before the organisation"
         )
+    before = _org_fields(organisation)
     Namespace.objects.filter(organisation=organisation).delete()
     organisation.delete()
+    audit.record(action="org.delete", organisation=organisation.name, details={"before": before})
 
 
+@transaction.atomic
 def membership_set(*, organisation: Organisation, user: Any, role: str) -> Membership:
+    before = _role(Membership.objects.filter(organisation=organisation, user=user))
     membership, _ = Membership.objects.update_or_create(
         organisation=organisation, user=user, defaults={"role": role}
+    )
+    audit.record(
+        action="member.set",
+        organisation=organisation.name,
+        details={"user": str(user.username), "before": before, "after": {"role": role}},
     )
     return membership
 
 
+def _role(qs: Any) -> dict[str, str] | None:
+    role = qs.values_list("role", flat=True).first()
+    return None if role is None else {"role": role}
+
+
 @transaction.atomic
 def membership_remove(*, organisation: Organisation, user: Any) -> None:
+    before = _role(Membership.objects.filter(organisation=organisation, user=user))
+    teams = list(
+        TeamMember.objects.filter(team__organisation=organisation, user=user)
+        .order_by("team__name")
+        .values_list("team__name", flat=True)
+    )
     TeamMember.objects.filter(team__organisation=organisation, user=user).delete()
     Membership.objects.filter(organisation=organisation, user=user).delete()
+    if before is not None:
+        audit.record(
+            action="member.remove",
+            organisation=organisation.name,
+            details={"user": str(user.username), "before": {**before, "teams": teams}},
+        )
 
 
+def _team_fields(team: Team) -> dict[str, Any]:
+    return {"description": team.description, "may_create": team.may_create_repositories}
+
+
+@transaction.atomic
 def team_create(
     *, organisation: Organisation, name: str, description: str = "", may_create: bool = False
 ) -> Team:
     namespace_validator(name)
-    return Team.objects.create(
+    team = Team.objects.create(
         organisation=organisation,
         name=name,
         description=description,
         may_create_repositories=may_create,
     )
+    audit.record(
+        action="team.create",
+        organisation=organisation.name,
+        details={"team": name, "after": _team_fields(team)},
+    )
+    return team
 
 
 @transaction.atomic
 def team_member_set(*, team: Team, user: Any, role: str = TeamMember.Role.MEMBER) -> TeamMember:
     # A team member belongs to the organisation too.
-    Membership.objects.get_or_create(organisation=team.organisation, user=user)
+    _, joined = Membership.objects.get_or_create(organisation=team.organisation, user=user)
+    before = _role(TeamMember.objects.filter(team=team, user=user))
     member, _ = TeamMember.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    if joined:
+        audit.record(
+            action="member.set",
+            organisation=team.organisation.name,
+            details={
+                "user": str(user.username),
+                "before": None,
+                "after": {"role": Membership.Role.MEMBER.value},
+                "via_team": team.name,
+            },
+        )
+    audit.record(
+        action="team_member.set",
+        organisation=team.organisation.name,
+        details={
+            "team": team.name,
+            "user": str(user.username),
+            "before": before,
+            "after": {"role": str(role)},
+        },
+    )
     return member
 
 
+@transaction.atomic
 def team_update(
     *, team: Team, description: str | None = None, may_create: bool | None = None
 ) -> Team:
+    before = _team_fields(team)
     if description is not None:
         team.description = description
     if may_create is not None:
         team.may_create_repositories = may_create
     team.save(update_fields=["description", "may_create_repositories"])
+    audit.record(
+        action="team.update",
+        organisation=team.organisation.name,
+        details={"team": team.name, "before": before, "after": _team_fields(team)},
+    )
     return team
 
 
+@transaction.atomic
 def team_delete(*, team: Team) -> None:
+    before = _team_fields(team)
+    members = list(team.members.order_by("user__username").values_list("user__username", flat=True))
     team.delete()
+    audit.record(
+        action="team.delete",
+        organisation=team.organisation.name,
+        details={"team": team.name, "before": {**before, "members": members}},
+    )
 
 
+@transaction.atomic
 def team_member_remove(*, team: Team, user: Any) -> None:
     """Remove a user from a team (they stay a member of the organisation)."""
+    before = _role(TeamMember.objects.filter(team=team, user=user))
     TeamMember.objects.filter(team=team, user=user).delete()
+    if before is not None:
+        audit.record(
+            action="team_member.remove",
+            organisation=team.organisation.name,
+            details={"team": team.name, "user": str(user.username), "before": before},
+        )
 
 
 def _subject(*, user: Any = None, team: Team | None = None, robot: Any = None) -> dict[str, Any]:
@@ -148,13 +250,35 @@ def grant_set(
     if robot is not None and robot.organisation_id != org_id:
         raise ValidationError("a robot can be granted only its organisation's repositories")
     lookup = {k: v for k, v in subject.items() if v is not None}
-    if level == Level.NONE:
-        RepositoryGrant.objects.filter(repository=repository, **lookup).delete()
-        return None
-    grant, _ = RepositoryGrant.objects.update_or_create(
-        repository=repository, **lookup, defaults={"level": level}
-    )
+    with transaction.atomic():
+        existing = RepositoryGrant.objects.filter(repository=repository, **lookup)
+        before = existing.values_list("level", flat=True).first()
+        grant: RepositoryGrant | None = None
+        if level == Level.NONE:
+            existing.delete()
+        else:
+            grant, _ = RepositoryGrant.objects.update_or_create(
+                repository=repository, **lookup, defaults={"level": level}
+            )
+        if level != Level.NONE or before is not None:
+            audit.record(
+                action="grant.set" if level != Level.NONE else "grant.remove",
+                repository=repository.name,
+                details={
+                    "subject": _subject_name(subject),
+                    "before": None if before is None else {"level": Level(before).label},
+                    "after": None if level == Level.NONE else {"level": Level(level).label},
+                },
+            )
     return grant
+
+
+def _subject_name(subject: dict[str, Any]) -> dict[str, str]:
+    if subject["user"] is not None:
+        return {"user": str(subject["user"].username)}
+    if subject["team"] is not None:
+        return {"team": str(subject["team"].name)}
+    return {"robot": str(subject["robot"].username)}
 
 
 def default_grant_add(
@@ -166,24 +290,60 @@ def default_grant_add(
     robot: Any = None,
 ) -> DefaultGrant:
     subject = _subject(user=user, team=team, robot=robot)
-    return DefaultGrant.objects.create(organisation=organisation, level=level, **subject)
+    with transaction.atomic():
+        default = DefaultGrant.objects.create(organisation=organisation, level=level, **subject)
+        audit.record(
+            action="default_grant.add",
+            organisation=organisation.name,
+            details={
+                "default_grant_id": default.pk,
+                "subject": _subject_name(subject),
+                "after": {"level": Level(level).label},
+            },
+        )
+    return default
 
 
+@transaction.atomic
 def default_grant_remove(*, default_grant: DefaultGrant) -> None:
     """Stop copying this grant onto new repositories (existing grants stay)."""
+    subject = {"user": default_grant.user, "team": default_grant.team, "robot": default_grant.robot}
+    grant_id = default_grant.pk
     default_grant.delete()
+    audit.record(
+        action="default_grant.remove",
+        organisation=default_grant.organisation.name,
+        details={
+            "default_grant_id": grant_id,
+            "subject": _subject_name(subject),
+            "before": {"level": Level(default_grant.level).label},
+        },
+    )
 
 
 def repository_update(
     *, repository: Any, description: str | None = None, visibility: str | None = None
 ) -> Any:
+    before = {"description": repository.description, "visibility": repository.visibility}
     if description is not None:
         repository.description = description
     if visibility is not None:
         if visibility not in ("private", "public"):
             raise ValidationError("visibility must be private or public")
         repository.visibility = visibility
-    repository.save(update_fields=["description", "visibility"])
+    with transaction.atomic():
+        repository.save(update_fields=["description", "visibility"])
+        audit.record(
+            action="repository.update",
+            repository=repository.name,
+            details={
+                "before": before,
+                "after": {
+                    "description": repository.description,
+                    "visibility": repository.visibility,
+                },
+            },
+        )
     return repository
 
 

@@ -7,14 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 
+import audit
 from accounts import jwt_tokens
 from accounts.credentials import new_token_secret
 from accounts.models import AccessToken, hash_token
 from accounts.request_auth import TooManyAttempts, Unauthenticated, basic_actor, parse_basic
+from audit.context import set_actor as set_audit_actor
 from hub.net import client_address
 from registry.names import NAME_RE
 from teams.permissions import ALL_ACTIONS, ANONYMOUS, Actor, allowed_actions
@@ -85,14 +88,28 @@ def _refresh_token_for(actor: Actor, request: HttpRequest, client_id: str) -> st
         scopes = actor.token.scopes
     else:
         scopes = [{"repository": "**", "actions": sorted(ALL_ACTIONS)}]
-    AccessToken.objects.create(
-        user=actor.user,
-        robot=actor.robot,
-        name=f"{client_id or 'docker'} login from {client_address(request)}"[:100],
-        prefix=secret[:12],
-        secret_hash=hash_token(secret),
-        scopes=scopes,
-    )
+    with transaction.atomic():
+        created = AccessToken.objects.create(
+            user=actor.user,
+            robot=actor.robot,
+            name=f"{client_id or 'docker'} login from {client_address(request)}"[:100],
+            prefix=secret[:12],
+            secret_hash=hash_token(secret),
+            scopes=scopes,
+        )
+        audit.record(
+            action="token.create",
+            actor=actor,
+            organisation=actor.robot.organisation.name if actor.robot is not None else None,
+            details={
+                "token_id": created.pk,
+                "name": created.name,
+                "prefix": created.prefix,
+                "scopes": scopes,
+                "owner": actor.name,
+                "via": "token endpoint (refresh token)",
+            },
+        )
     return secret
 
 
@@ -104,14 +121,18 @@ def token(request: HttpRequest) -> HttpResponse:
     service = params.get("service")
     if service and service != settings.HUB_TOKEN_SERVICE:
         return _error(400, "UNSUPPORTED", f"unknown service {service[:100]!r}")
+    asked = [s[:300] for s in params.getlist("scope")[:MAX_SCOPES]]
     try:
         actor = _actor(request, params)
     except TooManyAttempts as exc:
+        _refused(request, params, asked, 429, str(exc))
         return _error(429, "TOOMANYREQUESTS", str(exc))
     except Unauthenticated as exc:
+        _refused(request, params, asked, 401, str(exc))
         response = _error(401, "UNAUTHORIZED", str(exc))
         response["WWW-Authenticate"] = 'Basic realm="Hub"'
         return response
+    set_audit_actor(actor)
     scopes = parse_scopes(params.getlist("scope"))
     access = grant(actor, scopes)
     jwt, ttl = jwt_tokens.issue(
@@ -131,7 +152,42 @@ def token(request: HttpRequest) -> HttpResponse:
     offline = params.get("access_type") == "offline" or params.get("offline_token") == "true"
     if offline and not actor.is_anonymous and params.get("grant_type") != "refresh_token":
         body["refresh_token"] = _refresh_token_for(actor, request, params.get("client_id", ""))
+    audit.record(
+        action="auth.token_issued",
+        actor=actor,
+        details={
+            "scopes_asked": asked,
+            "granted": access,
+            "grant_type": params.get("grant_type") or "basic",
+            "refresh_token": "refresh_token" in body,
+        },
+    )
     return HttpResponse(json.dumps(body), content_type="application/json")
+
+
+def _refused(
+    request: HttpRequest, params: QueryDict, asked: list[str], status: int, reason: str
+) -> None:
+    """Credentials were sent and refused (nothing sent is anonymous, and never refused)."""
+    username = params.get("username", "") if request.method == "POST" else ""
+    scheme, _, value = str(request.META.get("HTTP_AUTHORIZATION", "")).partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            username = parse_basic(value)[0]
+        except Unauthenticated:
+            pass
+    audit.record(
+        action="request.denied",
+        outcome="failure" if status == 401 else "denied",
+        details={
+            "attempted": "auth.token",
+            "status": status,
+            "reason": reason[:300],
+            "username": username[:150],
+            "grant_type": params.get("grant_type") or "basic",
+            "scopes_asked": asked,
+        },
+    )
 
 
 def _actor(request: HttpRequest, params: QueryDict) -> Actor:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
+import audit
 from registry import mediatypes as mt
 from registry.digests import Digest, DigestError, parse_digest
 from registry.errors import RegistryError
@@ -217,11 +218,48 @@ def manifest_put(
             ManifestChild.objects.bulk_create(
                 [ManifestChild(parent=manifest, child_id=cid) for cid in child_ids]
             )
+        previous = dict(
+            Tag.objects.select_for_update(of=("self",))
+            .filter(repository=repository, name__in=tags)
+            .values_list("name", "manifest__digest")
+        )
         for tag in tags:
             Tag.objects.update_or_create(
                 repository=repository, name=tag, defaults={"manifest": manifest}
             )
+        _record_push(repository, manifest, tags, previous, created)
     return manifest, tags
+
+
+def _record_push(
+    repository: Repository,
+    manifest: Manifest,
+    tags: list[str],
+    previous: dict[str, str],
+    created: bool,
+) -> None:
+    audit.record(
+        action="manifest.push",
+        repository=repository.name,
+        tag=tags[0] if tags else None,
+        digest=manifest.digest,
+        details={
+            "tags": tags,
+            "previous": {tag: previous.get(tag) for tag in tags},
+            "created": created,
+            "media_type": manifest.media_type,
+            "size": manifest.size,
+        },
+    )
+    for tag in tags:
+        if previous.get(tag) and previous[tag] != manifest.digest:
+            audit.record(
+                action="tag.move",
+                repository=repository.name,
+                tag=tag,
+                digest=manifest.digest,
+                details={"previous_digest": previous[tag]},
+            )
 
 
 @dataclass(frozen=True)
@@ -256,10 +294,29 @@ def manifest_lookup(
 def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest | None) -> bool:
     with transaction.atomic():
         if tag is not None:
-            deleted, _ = Tag.objects.filter(repository=repository, name=tag).delete()
+            tags = Tag.objects.filter(repository=repository, name=tag)
+            pointed = tags.values_list("manifest__digest", flat=True).first()
+            deleted, _ = tags.delete()
+            if deleted:
+                audit.record(
+                    action="tag.delete", repository=repository.name, tag=tag, digest=pointed
+                )
         else:
             _check_no_parents(repository, str(digest))
-            deleted, _ = Manifest.objects.filter(repository=repository, digest=str(digest)).delete()
+            manifests = Manifest.objects.filter(repository=repository, digest=str(digest))
+            untagged = list(
+                Tag.objects.filter(repository=repository, manifest__digest=str(digest))
+                .order_by("name")
+                .values_list("name", flat=True)
+            )
+            deleted, _ = manifests.delete()
+            if deleted:
+                audit.record(
+                    action="manifest.delete",
+                    repository=repository.name,
+                    digest=str(digest),
+                    details={"tags": untagged},
+                )
     return bool(deleted)
 
 

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import audit
 from registry.digests import Digest, PlainHash, ResumableHash
 from registry.errors import RegistryError
 from registry.models import Blob, Repository, RepositoryBlob, Upload
@@ -275,6 +276,12 @@ def upload_finish(
             blob = _blob_record(str(digest), current.size)
             _link(current.repository, blob)
             Upload.objects.filter(pk=current.pk).delete()
+            audit.record(
+                action="blob.upload",
+                repository=current.repository.name,
+                digest=blob.digest,
+                details={"size": blob.size},
+            )
         return blob
     except BaseException:
         lease.release()
@@ -331,5 +338,12 @@ def blob_mount(*, repository: Repository, source: Repository, digest: Digest) ->
     blob = Blob.objects.filter(digest=str(digest), repository_links__repository=source).first()
     if blob is None:
         return None
-    _link(repository, blob)
+    with transaction.atomic():
+        _link(repository, blob)
+        audit.record(
+            action="blob.mount",
+            repository=repository.name,
+            digest=blob.digest,
+            details={"from": source.name, "size": blob.size},
+        )
     return blob

@@ -11,7 +11,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.request_auth import TooManyAttempts, Unauthenticated, actor_from_request
+import audit
+from accounts.request_auth import (
+    TooManyAttempts,
+    Unauthenticated,
+    actor_from_request,
+    parse_basic,
+)
+from audit.context import set_actor as set_audit_actor
 from registry import access
 from registry.errors import RegistryError, error_response
 from registry.storage import StorageError
@@ -43,13 +50,16 @@ def registry_view(*methods: str) -> Callable[[View], View]:
                         headers={"Allow": ", ".join(sorted(allowed))},
                     )
                 request.actor = actor_from_request(request)  # type: ignore[attr-defined]
+                set_audit_actor(request.actor)  # type: ignore[attr-defined]
                 response = view(request, *args, **kwargs)
             except Unauthenticated as exc:
+                _credentials_refused(request, kwargs, 401, str(exc))
                 response = error_response(access.unauthorized(request))
                 response.content = json.dumps(
                     {"errors": [{"code": "UNAUTHORIZED", "message": str(exc)}]}
                 ).encode()
             except TooManyAttempts as exc:
+                _credentials_refused(request, kwargs, 429, str(exc))
                 response = error_response(RegistryError("TOOMANYREQUESTS", str(exc)))
             except RegistryError as exc:
                 response = error_response(exc)
@@ -69,6 +79,32 @@ def registry_view(*methods: str) -> Callable[[View], View]:
         return wrapper
 
     return decorate
+
+
+def _credentials_refused(
+    request: HttpRequest, kwargs: dict[str, Any], status: int, reason: str
+) -> None:
+    """Credentials were sent and refused: the audit trail keeps who claimed to be whom."""
+    username = ""
+    scheme, _, value = str(request.META.get("HTTP_AUTHORIZATION", "")).partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            username = parse_basic(value)[0][:150]
+        except Unauthenticated:
+            pass
+    audit.record(
+        action="request.denied",
+        outcome="failure" if status == 401 else "denied",
+        repository=kwargs.get("name"),
+        details={
+            "method": request.method,
+            "path": request.path[:300],
+            "status": status,
+            "reason": reason[:300],
+            "username": username,
+        },
+        request=request,
+    )
 
 
 def json_response(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.db import transaction
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -12,6 +13,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 
+import audit
 from registry import access
 from registry.errors import RegistryError
 from registry.models import RepositoryBlob
@@ -128,7 +130,11 @@ def _delete(request: HttpRequest, name: str, digest: str) -> HttpResponse:
         request, name, "delete", hidden=RegistryError("NAME_UNKNOWN", detail={"name": name})
     )
     repository = repository_get(name)
-    deleted, _ = RepositoryBlob.objects.filter(repository=repository, blob__digest=digest).delete()
+    with transaction.atomic():
+        links = RepositoryBlob.objects.filter(repository=repository, blob__digest=digest)
+        deleted, _ = links.delete()
+        if deleted:
+            audit.record(action="blob.delete", repository=name, digest=digest)
     if not deleted:
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
     # The bytes stay in the store until garbage collection finds no repository links them.

@@ -1,0 +1,138 @@
+"""/api/audit/events/, /api/audit/export and /api/orgs/<org>/activity/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import exporting
+from audit.models import Event
+from audit.queries import (
+    FILTERS,
+    BadFilter,
+    apply_filters,
+    organisation_activity,
+    visible_events,
+)
+from teams.api.common import person, visible_organisation
+
+
+class EventSerializer(serializers.ModelSerializer):
+    seq = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "occurred_at",
+            "chain",
+            "seq",
+            "actor_kind",
+            "actor_id",
+            "actor_name",
+            "auth_method",
+            "token_id",
+            "client_address",
+            "user_agent",
+            "request_id",
+            "action",
+            "outcome",
+            "organisation",
+            "repository",
+            "tag",
+            "digest",
+            "details",
+        ]
+
+    def get_seq(self, event: Event) -> int | None:
+        seal = getattr(event, "seal", None)
+        return seal.seq if seal is not None else None
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+
+_FILTER_PARAMETERS = [OpenApiParameter(name, str, required=False) for name in FILTERS]
+
+
+def _filtered(qs: Any, request: Request) -> Any:
+    try:
+        return apply_filters(qs, request.query_params)
+    except BadFilter as exc:
+        raise ValidationError({"detail": str(exc)}) from None
+
+
+class _Listing(GenericAPIView):
+    serializer_class = EventSerializer
+    pagination_class = NewestFirst
+    queryset = Event.objects.none()
+
+    def page(self, request: Request, events: Any) -> Response:
+        events = _filtered(events, request).select_related("seal")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(EventSerializer(page, many=True).data)
+
+
+class EventList(_Listing):
+    @extend_schema(
+        summary="Audit events the caller may read, newest first",
+        parameters=_FILTER_PARAMETERS,
+    )
+    def get(self, request: Request) -> Response:
+        return self.page(request, visible_events(person(request)))
+
+
+class OrganisationActivity(_Listing):
+    @extend_schema(summary="Pushes, tag moves and membership changes of an organisation")
+    def get(self, request: Request, org: str) -> Response:
+        actor = person(request)
+        organisation = visible_organisation(actor, org)
+        return self.page(request, organisation_activity(actor, organisation))
+
+
+class _AnyFormat(BaseContentNegotiation):
+    """`?format=` names the export format here, not a DRF renderer."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+class EventExport(APIView):
+    content_negotiation_class = _AnyFormat
+
+    @extend_schema(
+        summary="Stream the caller's readable, sealed events with their seals",
+        parameters=[OpenApiParameter("format", str, enum=list(exporting.FORMATS))]
+        + _FILTER_PARAMETERS,
+        responses={200: bytes},
+    )
+    def get(self, request: Request) -> Any:
+        events = _filtered(visible_events(person(request)), request)
+        fmt = request.query_params.get("format", "jsonl")
+        if fmt not in exporting.FORMATS:
+            raise ValidationError({"format": [f"one of {', '.join(exporting.FORMATS)}"]})
+        response = StreamingHttpResponse(
+            exporting.render(fmt, events), content_type=exporting.CONTENT_TYPES[fmt]
+        )
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        extension = "csv" if fmt == "csv" else "jsonl"
+        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
+        return response

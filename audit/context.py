@@ -1,0 +1,98 @@
+"""The request an event is recorded for: who, from where, with which request id.
+
+A middleware keeps it in a context variable for the length of each request;
+registry_view adds the actor once it knows it, so deep service code can record
+events without passing the request around.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+
+from hub.net import client_address
+from teams.permissions import Actor
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+
+@dataclass
+class RequestContext:
+    request: HttpRequest | None
+    request_id: str
+    client_address: str
+    user_agent: str
+    actor: Actor | None = None
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("audit_request", default=None)
+
+
+def current() -> RequestContext | None:
+    return _current.get()
+
+
+def request_id_for(request: HttpRequest) -> str:
+    given = request.headers.get("X-Request-ID", "").strip()
+    return given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+
+
+def context_for(request: HttpRequest) -> RequestContext:
+    existing = getattr(request, "audit_context", None)
+    if isinstance(existing, RequestContext):
+        return existing
+    return RequestContext(
+        request=request,
+        request_id=request_id_for(request),
+        client_address=client_address(request)[:64],
+        user_agent=str(request.headers.get("User-Agent", ""))[:512],
+    )
+
+
+def set_actor(actor: Actor) -> None:
+    """The request's actor is now known (registry_view, the token endpoint)."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.actor = actor
+
+
+class AuditContextMiddleware:
+    """Sets the context for the request and answers with its X-Request-ID."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        ctx = context_for(request)
+        request.audit_context = ctx  # type: ignore[attr-defined]
+        token = _current.set(ctx)
+        try:
+            response = self.get_response(request)
+        finally:
+            _current.reset(token)
+        response["X-Request-ID"] = ctx.request_id
+        if str(request.META.get("SERVER_SOFTWARE", "")).startswith("gunicorn"):
+            from audit.sealing import ensure_sealer
+
+            ensure_sealer()
+        return response
+
+
+def actor_from_django_request(request: Any) -> Actor | None:
+    """The actor DRF or the session left on a request, if any."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, Actor):
+        return auth
+    actor = getattr(request, "actor", None)
+    if isinstance(actor, Actor):
+        return actor
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False) and getattr(user, "pk", None):
+        return Actor(user=user, method="session")
+    return None

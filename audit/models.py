@@ -1,0 +1,104 @@
+"""Audit events and the seals that chain them; both are insert-only.
+
+An event is written in the transaction of the change it describes. A seal is added
+shortly after by audit.sealing: per chain, a contiguous sequence number and
+hash = sha256(prev_hash + canonical JSON of the event), so that altering, removing
+or inserting a row shows (audit.verify). On PostgreSQL a trigger refuses UPDATE
+and DELETE on both tables (migration 0002) unless retention says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.db import models
+
+
+class AppendOnly(Exception):
+    pass
+
+
+class InsertOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AppendOnly("audit rows are never updated")
+
+    def delete(self) -> NoReturn:  # type: ignore[override]
+        raise AppendOnly("audit rows are never deleted")
+
+
+class InsertOnly(models.Model):
+    objects = InsertOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnly("audit rows are never updated")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+        raise AppendOnly("audit rows are never deleted")
+
+
+class Event(InsertOnly):
+    class ActorKind(models.TextChoices):
+        USER = "user"
+        ROBOT = "robot"
+        ANONYMOUS = "anonymous"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+        DENIED = "denied"
+
+    id = models.BigAutoField(primary_key=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    # "org:<name>", "user:<name>" or "site": each chain is sealed on its own.
+    chain = models.CharField(max_length=80)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=200, blank=True)
+    auth_method = models.CharField(max_length=16)
+    token_id = models.BigIntegerField(null=True, blank=True)
+    client_address = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    action = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    organisation = models.CharField(max_length=64, blank=True)
+    repository = models.CharField(max_length=255, blank=True)
+    tag = models.CharField(max_length=128, blank=True)
+    digest = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["chain", "id"], name="audit_event_chain"),
+            models.Index(fields=["organisation", "id"], name="audit_event_org"),
+            models.Index(fields=["repository", "id"], name="audit_event_repo"),
+            models.Index(fields=["actor_name", "id"], name="audit_event_actor"),
+            models.Index(fields=["action", "id"], name="audit_event_action"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.action} {self.outcome} by {self.actor_name}"
+
+
+class Seal(InsertOnly):
+    # No database constraint: a removed event must leave its seal behind to be found.
+    event = models.OneToOneField(
+        Event, on_delete=models.DO_NOTHING, db_constraint=False, related_name="seal"
+    )
+    chain = models.CharField(max_length=80)
+    seq = models.BigIntegerField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="audit_seal_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.seq}"

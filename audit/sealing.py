@@ -1,0 +1,133 @@
+"""Sealing: chain each new event to the one before it in its chain, shortly after insert.
+
+Writers only INSERT events and never wait on a chain; seal_pending() then takes the
+chain's lock (PostgreSQL: an advisory lock for the transaction; SQLite: the IMMEDIATE
+transaction already serialises writers), continues from the chain's last seal and
+seals the unsealed events in id order. It runs from `hub audit seal`, from a daemon
+thread in each gunicorn worker (every HUB_AUDIT_SEAL_INTERVAL seconds, 2 by default),
+and directly in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from audit.canonical import GENESIS, chain_hash
+from audit.models import Event, Seal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 2.0
+# The thread looks back this far for unsealed events (an index range, not a scan of
+# the table); every FULL_SCAN_EVERY rounds, and in `hub audit seal`, it looks at all.
+RECENT_WINDOW = timedelta(hours=1)
+FULL_SCAN_EVERY = 300
+BATCH = 5000
+
+
+def _lock(chain: str) -> None:
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"audit:{chain}".encode()).digest()[:8], "big")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key - (1 << 63)])
+
+
+def _pending(window: timedelta | None):  # type: ignore[no-untyped-def]
+    qs = Event.objects.filter(seal__isnull=True)
+    if window is not None:
+        qs = qs.filter(occurred_at__gte=timezone.now() - window)
+    return qs
+
+
+def seal_chain(chain: str, *, window: timedelta | None = None, limit: int = BATCH) -> int:
+    """Seal up to `limit` unsealed events of one chain; returns how many."""
+    with transaction.atomic():
+        _lock(chain)
+        last = Seal.objects.filter(chain=chain).order_by("-seq").values("seq", "hash").first()
+        seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        events = list(_pending(window).filter(chain=chain).order_by("id")[:limit])
+        now = timezone.now()
+        seals = []
+        for event in events:
+            seq += 1
+            digest = chain_hash(prev, event)
+            seals.append(
+                Seal(event=event, chain=chain, seq=seq, prev_hash=prev, hash=digest, sealed_at=now)
+            )
+            prev = digest
+        Seal.objects.bulk_create(seals)
+    return len(seals)
+
+
+def seal_pending(*, window: timedelta | None = None) -> int:
+    """Seal every unsealed event (or only recent ones, with `window`), chain by chain."""
+    total = 0
+    chains = sorted(set(_pending(window).values_list("chain", flat=True).distinct()))
+    for chain in chains:
+        while True:
+            sealed = seal_chain(chain, window=window)
+            total += sealed
+            if sealed < BATCH:
+                break
+    return total
+
+
+def interval() -> float:
+    return float(getattr(settings, "HUB_AUDIT_SEAL_INTERVAL", 0) or 0)
+
+
+_started_in: int | None = None
+_start_lock = threading.Lock()
+
+
+def _run(every: float) -> None:
+    rounds = 0
+    while True:
+        time.sleep(every)
+        rounds += 1
+        try:
+            full = rounds % FULL_SCAN_EVERY == 0
+            seal_pending(window=None if full else RECENT_WINDOW)
+        except Exception:  # noqa: BLE001 - keep sealing on the next round
+            log.exception("audit sealing failed; will retry")
+        finally:
+            close_old_connections()
+
+
+def ensure_sealer(every: float | None = None) -> bool:
+    """Start this process's sealing thread, once per process (forks start their own)."""
+    global _started_in
+    pid = os.getpid()
+    if _started_in == pid:
+        return False
+    with _start_lock:
+        if _started_in == pid:
+            return False
+        configured = interval()
+        if configured < 0:
+            return False
+        every = every or configured or DEFAULT_INTERVAL
+        thread = threading.Thread(target=_run, args=(every,), name="audit-sealer", daemon=True)
+        thread.start()
+        _started_in = pid
+    return True
+
+
+def start_sealer_if_configured() -> None:
+    """From AppConfig.ready: under gunicorn, or when HUB_AUDIT_SEAL_INTERVAL > 0.
+
+    gunicorn workers are forked after the app is set up, so the middleware also calls
+    ensure_sealer() on a worker's first request; tests leave the interval at 0.
+    """
+    if interval() > 0 or "gunicorn.workers.base" in sys.modules:
+        ensure_sealer()
