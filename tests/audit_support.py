@@ -1,0 +1,40 @@
+"""Helpers for the audit tests: new events since a mark, and tampering behind the ORM's back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Max
+
+from audit.models import Event
+
+
+def mark() -> int:
+    return Event.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def events_after(since: int, **filters: Any) -> list[Event]:
+    return list(Event.objects.filter(id__gt=since, **filters).order_by("id"))
+
+
+def actions_after(since: int) -> list[str]:
+    return [e.action for e in events_after(since)]
+
+
+def raw(sql: str, params: list[Any] | None = None) -> None:
+    """Run SQL on the audit tables as a retention job could (PostgreSQL's trigger allows it
+    only after SET LOCAL hub.audit_retention = 'on'); SQLite has no trigger."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL hub.audit_retention = 'on'")
+        cursor.execute(sql, params or [])
+
+
+def assert_fields(event: Event, expected: dict[str, Any]) -> None:
+    for name, value in expected.items():
+        if name == "details":
+            for key, inner in value.items():
+                assert event.details.get(key) == inner, (event.action, key, event.details)
+        else:
+            assert getattr(event, name) == value, (event.action, name, getattr(event, name))
