@@ -18,24 +18,28 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 GENESIS = "0" * 64
 SEAL_FIELDS = ("seq", "prev_hash", "hash")
 
 
-def canonical(data: dict) -> str:
+def canonical(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def line_hash(row: dict) -> str:
+def line_hash(row: dict[str, Any]) -> str:
     content = {k: v for k, v in row.items() if k not in SEAL_FIELDS}
     return hashlib.sha256((row["prev_hash"] + canonical(content)).encode()).hexdigest()
 
 
-def check(lines, heads=None, allow_gaps=False):
+def check(
+    lines: Iterable[str], heads: dict[str, str] | None = None, allow_gaps: bool = False
+) -> tuple[list[str], dict[str, tuple[int, str]]]:
     """A list of problems (empty when the export holds) and {chain: (last seq, hash)}."""
-    problems = []
-    last = {}  # chain -> (seq, hash)
+    problems: list[str] = []
+    last: dict[str, tuple[int, str]] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -70,8 +74,8 @@ def check(lines, heads=None, allow_gaps=False):
     return problems, last
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("export", help="a JSON lines export (hub audit export --format jsonl)")
     parser.add_argument("--head", action="append", default=[], metavar="CHAIN=HASH")
     parser.add_argument(

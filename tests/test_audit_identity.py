@@ -1,4 +1,4 @@
-"""Identity (sign-in, tokens, robots, second factors) and collaboration writes leave their events."""
+"""Sign-ins, tokens, robots, second factors and collaboration writes leave their events."""
 
 from __future__ import annotations
 
@@ -195,12 +195,21 @@ COLLABORATION: list[tuple[str, Step, dict[str, Any]]] = [
     (
         "org.create",
         lambda p: actions.organisation_create(name="globex", owner=p.bob, display_name="G"),
-        {"chain": "org:globex", "organisation": "globex", "details": {"owner": "bob", "after": {"display_name": "G", "description": ""}}},
+        {
+            "chain": "org:globex",
+            "organisation": "globex",
+            "details": {"owner": "bob", "after": {"display_name": "G", "description": ""}},
+        },
     ),
     (
         "org.update",
         lambda p: actions.organisation_update(organisation=p.acme, description="new"),
-        {"details": {"before": {"display_name": "", "description": ""}, "after": {"display_name": "", "description": "new"}}},
+        {
+            "details": {
+                "before": {"display_name": "", "description": ""},
+                "after": {"display_name": "", "description": "new"},
+            }
+        },
     ),
     (
         "member.set",
@@ -225,12 +234,24 @@ COLLABORATION: list[tuple[str, Step, dict[str, Any]]] = [
     (
         "team.delete",
         lambda p: actions.team_delete(team=p.devs),
-        {"details": {"team": "devs", "before": {"description": "", "may_create": False, "members": ["bob"]}}},
+        {
+            "details": {
+                "team": "devs",
+                "before": {"description": "", "may_create": False, "members": ["bob"]},
+            }
+        },
     ),
     (
         "team_member.set",
         lambda p: actions.team_member_set(team=p.devs, user=p.bob, role="maintainer"),
-        {"details": {"team": "devs", "user": "bob", "before": {"role": "member"}, "after": {"role": "maintainer"}}},
+        {
+            "details": {
+                "team": "devs",
+                "user": "bob",
+                "before": {"role": "member"},
+                "after": {"role": "maintainer"},
+            }
+        },
     ),
     (
         "team_member.remove",
@@ -240,12 +261,26 @@ COLLABORATION: list[tuple[str, Step, dict[str, Any]]] = [
     (
         "grant.set",
         lambda p: actions.grant_set(repository=p.private, level=Level.ADMIN, team=p.devs),
-        {"repository": "acme/private", "details": {"subject": {"team": "devs"}, "before": {"level": "write"}, "after": {"level": "admin"}}},
+        {
+            "repository": "acme/private",
+            "details": {
+                "subject": {"team": "devs"},
+                "before": {"level": "write"},
+                "after": {"level": "admin"},
+            },
+        },
     ),
     (
         "grant.remove",
         lambda p: actions.grant_set(repository=p.private, level=Level.NONE, robot=p.robot),
-        {"repository": "acme/private", "details": {"subject": {"robot": "acme+ci"}, "before": {"level": "write"}, "after": None}},
+        {
+            "repository": "acme/private",
+            "details": {
+                "subject": {"robot": "acme+ci"},
+                "before": {"level": "write"},
+                "after": None,
+            },
+        },
     ),
     (
         "default_grant.add",
@@ -262,7 +297,13 @@ COLLABORATION: list[tuple[str, Step, dict[str, Any]]] = [
     (
         "repository.update",
         lambda p: actions.repository_update(repository=p.private, visibility="public"),
-        {"repository": "acme/private", "details": {"before": {"visibility": "private", "description": ""}, "after": {"visibility": "public", "description": ""}}},
+        {
+            "repository": "acme/private",
+            "details": {
+                "before": {"visibility": "private", "description": ""},
+                "after": {"visibility": "public", "description": ""},
+            },
+        },
     ),
     (
         "org.delete",
@@ -271,7 +312,7 @@ COLLABORATION: list[tuple[str, Step, dict[str, Any]]] = [
         ),
         {"chain": "org:initech", "organisation": "initech"},
     ),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,12 @@ def _move_tag(people: People) -> tuple[int, list[dict[str, Any]]]:
     assert put_manifest(alice, "acme/private", "v1", content).status_code == 201
     new = digest_of(content)
     return since, [
-        {"action": "manifest.push", "tag": "v1", "digest": new, "details": {"previous": {"v1": old}}},
+        {
+            "action": "manifest.push",
+            "tag": "v1",
+            "digest": new,
+            "details": {"previous": {"v1": old}},
+        },
         {"action": "tag.move", "tag": "v1", "digest": new, "details": {"previous_digest": old}},
     ]
 
