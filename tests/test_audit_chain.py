@@ -8,6 +8,7 @@ import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -306,3 +307,29 @@ def test_it_keeps_every_chain_valid_under_concurrent_pushes_and_sealers(
     pushes = Event.objects.filter(action="manifest.push").count()
     assert pushes == 12
     assert {"org:acme", "user:alice"} <= set(report.chains)
+
+
+def test_it_starts_one_sealing_thread_per_process_when_configured(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit import sealing
+
+    rounds: list[float] = []
+    monkeypatch.setattr(sealing, "_run", lambda every: rounds.append(every))
+    monkeypatch.setattr(sealing, "_started_in", None)
+    settings.HUB_AUDIT_SEAL_INTERVAL = -1
+    sealing.start_sealer_if_configured()
+    assert not sealing.ensure_sealer()  # switched off
+    settings.HUB_AUDIT_SEAL_INTERVAL = 0
+    sealing.start_sealer_if_configured()  # tests are not gunicorn: nothing starts
+    assert sealing._started_in is None
+    settings.HUB_AUDIT_SEAL_INTERVAL = 0.5
+    sealing.start_sealer_if_configured()
+    assert not sealing.ensure_sealer()  # once per process
+    settings.HUB_AUDIT_SEAL_INTERVAL = 0
+    monkeypatch.setattr(sealing, "_started_in", None)
+    assert sealing.ensure_sealer()  # a gunicorn worker's first request: every 2 s
+    for thread in threading.enumerate():
+        if thread.name == "audit-sealer":
+            thread.join(timeout=5)
+    assert rounds == [0.5, sealing.DEFAULT_INTERVAL]
