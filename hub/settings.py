@@ -261,7 +261,7 @@ DEFAULT_FROM_EMAIL = env_str("HUB_EMAIL_FROM", "hub@localhost")
 # Seconds between sealing rounds of each process's sealing thread: 0 seals every 2 s
 # under gunicorn only (`hub serve`), a positive value starts the thread in any process,
 # a negative one never (then run `hub audit seal` from cron).
-HUB_AUDIT_SEAL_INTERVAL = float(env_str("HUB_AUDIT_SEAL_INTERVAL", "0") or 0)
+HUB_AUDIT_SEAL_INTERVAL = env_int("HUB_AUDIT_SEAL_INTERVAL", 0)
 
 # --- Management API -------------------------------------------------------------------------
 
