@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django.http import HttpRequest
@@ -12,6 +13,31 @@ from audit.context import RequestContext, actor_from_django_request, context_for
 from audit.models import Event
 from teams.permissions import Actor
 
+# Whose a namespace is, remembered briefly: every pull records an event, and a name
+# changes owner only when an organisation or user is deleted and the name reused.
+_NAMESPACE_TTL = 30.0
+_namespaces: dict[str, tuple[float, str]] = {}
+
+
+def _namespace_kind(name: str) -> str:
+    now = time.monotonic()
+    known = _namespaces.get(name)
+    if known is not None and known[0] > now:
+        return known[1]
+    from teams.models import Namespace
+
+    row = Namespace.objects.filter(name=name).values_list("organisation_id", "user_id").first()
+    kind = "" if row is None else ("org" if row[0] is not None else "user")
+    if kind:  # an unknown name may be taken any moment: never remembered
+        if len(_namespaces) > 10_000:
+            _namespaces.clear()
+        _namespaces[name] = (now + _NAMESPACE_TTL, kind)
+    return kind
+
+
+def forget_namespaces() -> None:
+    _namespaces.clear()
+
 
 def chain_for(organisation: str | None, repository: str | None) -> tuple[str, str]:
     """(chain, organisation name) for an event about this organisation or repository."""
@@ -19,18 +45,11 @@ def chain_for(organisation: str | None, repository: str | None) -> tuple[str, st
         return f"org:{organisation}", organisation
     if repository:
         head, sep, _ = repository.partition("/")
-        if sep:
-            from teams.models import Namespace
-
-            row = (
-                Namespace.objects.filter(name=head)
-                .values_list("organisation_id", "user_id")
-                .first()
-            )
-            if row is not None and row[0] is not None:
-                return f"org:{head}", head
-            if row is not None and row[1] is not None:
-                return f"user:{head}", ""
+        kind = _namespace_kind(head) if sep else ""
+        if kind == "org":
+            return f"org:{head}", head
+        if kind == "user":
+            return f"user:{head}", ""
     return "site", ""
 
 

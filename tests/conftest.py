@@ -101,3 +101,11 @@ def anonymous_client() -> Client:
 
 def basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_namespaces() -> None:
+    """Namespace owners remembered for the audit trail by an earlier test must not leak here."""
+    from audit.recording import forget_namespaces
+
+    forget_namespaces()
