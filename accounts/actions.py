@@ -147,9 +147,23 @@ def robot_disable(*, robot: Robot) -> None:
 def robot_update(
     *, robot: Robot, description: str | None = None, may_create: bool | None = None
 ) -> Robot:
+    before = {"description": robot.description, "may_create": robot.may_create_repositories}
     if description is not None:
         robot.description = description
     if may_create is not None:
         robot.may_create_repositories = may_create
-    robot.save(update_fields=["description", "may_create_repositories"])
+    with transaction.atomic():
+        robot.save(update_fields=["description", "may_create_repositories"])
+        audit.record(
+            action="robot.update",
+            organisation=robot.organisation.name,
+            details={
+                "robot": robot.username,
+                "before": before,
+                "after": {
+                    "description": robot.description,
+                    "may_create": robot.may_create_repositories,
+                },
+            },
+        )
     return robot

@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -77,7 +78,7 @@ def _filtered(qs: Any, request: Request) -> Any:
         raise ValidationError({"detail": str(exc)}) from None
 
 
-class _Listing(GenericAPIView):
+class _Listing(ListModelMixin, GenericAPIView):
     serializer_class = EventSerializer
     pagination_class = NewestFirst
     queryset = Event.objects.none()

@@ -361,3 +361,12 @@ def test_it_records_changes_made_outside_a_request_as_the_system(people: People)
     account_actions.robot_disable(robot=people.robot)
     [event] = events_after(since)
     assert_fields(event, {"actor_kind": "anonymous", "actor_name": "system", "request_id": ""})
+
+
+def test_it_records_robot_changes_with_before_and_after(people: People) -> None:
+    since = mark()
+    account_actions.robot_update(robot=people.robot, may_create=True)
+    [event] = events_after(since)
+    assert_fields(event, {"action": "robot.update", "chain": "org:acme"})
+    assert event.details["before"]["may_create"] is False
+    assert event.details["after"]["may_create"] is True

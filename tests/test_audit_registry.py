@@ -300,3 +300,12 @@ def test_it_records_the_client_behind_a_trusted_proxy(people: People) -> None:
     since = mark()
     Client(HTTP_X_FORWARDED_FOR="203.0.113.9").get("/v2/acme/public/manifests/v1")
     assert Event.objects.get(id__gt=since).client_address == "203.0.113.9"
+
+
+def test_it_records_a_repository_made_by_its_first_push(people: People) -> None:
+    since = mark()
+    push_blob(as_user("alice"), "acme/fresh", b"first")
+    actions = actions_after(since)
+    assert actions[0] == "repository.create" and actions[-1] == "blob.upload"
+    assert "grant.set" in actions  # alice's admin grant, as the creator
+    assert {e.chain for e in events_after(since)} == {"org:acme"}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+import audit
 from accounts.request_auth import materialize
 from registry.errors import RegistryError
 from registry.models import Repository
@@ -29,6 +30,11 @@ def repository_get_or_create(*, name: str, actor: Actor | None = None) -> Reposi
         with transaction.atomic():
             repo = Repository.objects.create(name=name)
             # Namespace, default grants and the creator's grant, in the same transaction.
+            audit.record(
+                action="repository.create",
+                repository=name,
+                details={"after": {"visibility": repo.visibility}},
+            )
             repository_created(repository=repo, actor=materialize(actor or ANONYMOUS))
             return repo
     except IntegrityError:
