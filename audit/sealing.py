@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.canonical import GENESIS, chain_hash
@@ -100,8 +100,7 @@ def _run(every: float) -> None:
             seal_pending(window=None if full else RECENT_WINDOW)
         except Exception:  # noqa: BLE001 - keep sealing on the next round
             log.exception("audit sealing failed; will retry")
-        finally:
-            close_old_connections()
+            connection.close()  # a fresh connection next round (the database may have restarted)
 
 
 def ensure_sealer(every: float | None = None) -> bool:
