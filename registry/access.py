@@ -13,8 +13,7 @@ from django.http import HttpRequest
 
 from accounts.request_auth import challenge
 from registry.errors import RegistryError
-from registry.models import Repository
-from teams.permissions import ANONYMOUS, Actor, allowed_actions
+from teams.permissions import ANONYMOUS, Actor, allowed_actions, repository_for
 
 # What each action asks the token endpoint for (docker asks pull,push to push).
 _SCOPE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
@@ -47,7 +46,7 @@ def require(request: HttpRequest, name: str, action: str, *, hidden: RegistryErr
         if actor.is_anonymous or "pull" not in held:
             raise unauthorized(request, scope)
         raise RegistryError("DENIED", f"this token may not {action} {name}")
-    repository = Repository.objects.select_related("namespace").filter(name=name).first()
+    repository = repository_for(actor, name)
     actions = allowed_actions(actor, name, repository=repository)
     if action in actions:
         return
