@@ -119,7 +119,7 @@ def _touch(token: AccessToken) -> None:
 
 def _token(secret: str) -> AccessToken | None:
     token = (
-        AccessToken.objects.select_related("user", "robot", "robot__organisation")
+        AccessToken.objects.select_related("user", "robot", "robot__organisation", "parent")
         .filter(secret_hash=hash_token(secret))
         .first()
     )

@@ -79,3 +79,27 @@ def test_a_password_login_gets_a_refresh_token_without_expiry(people: People) ->
     kept = AccessToken.objects.get(prefix=issued[:12])
     assert kept.user_id == people.bob.pk and kept.expires_at is None
     assert refresh(issued) == 200
+
+
+def test_it_revokes_refresh_tokens_with_the_token_they_came_from(people: People) -> None:
+    from accounts.actions import token_create, token_revoke
+
+    parent, secret = token_create(
+        name="ci", user=people.bob, scopes=[{"repository": "acme/**", "actions": ["pull"]}]
+    )
+    response = Client().post(
+        "/auth/token",
+        {
+            "grant_type": "password",
+            "username": "bob",
+            "password": secret,
+            "service": "hub",
+            "access_type": "offline",
+        },
+    )
+    refresh = json.loads(response.content)["refresh_token"]
+    token_revoke(token=parent)
+    response = Client().post(
+        "/auth/token", {"grant_type": "refresh_token", "refresh_token": refresh, "service": "hub"}
+    )
+    assert response.status_code == 401

@@ -64,7 +64,7 @@ def grant(actor: Actor, scopes: list[tuple[str, str, frozenset[str]]]) -> list[d
 
 def _refresh_actor(secret: str) -> Actor:
     token = (
-        AccessToken.objects.select_related("user", "robot", "robot__organisation")
+        AccessToken.objects.select_related("user", "robot", "robot__organisation", "parent")
         .filter(secret_hash=hash_token(secret))
         .filter(Q(robot__isnull=True) | Q(robot__disabled_at__isnull=True))
         .first()
@@ -97,6 +97,7 @@ def _refresh_token_for(actor: Actor, request: HttpRequest, client_id: str) -> st
         secret_hash=hash_token(secret),
         scopes=scopes,
         expires_at=expires_at,
+        parent=actor.token,
     )
     return secret
 
