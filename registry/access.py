@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from accounts.request_auth import challenge
+from accounts.request_auth import as_subject, challenge
 from registry.errors import RegistryError
 from teams.permissions import ANONYMOUS, Actor, allowed_actions, repository_for
 
@@ -45,7 +45,11 @@ def require(request: HttpRequest, name: str, action: str, *, hidden: RegistryErr
             return
         if actor.is_anonymous or "pull" not in held:
             raise unauthorized(request, scope)
-        raise RegistryError("DENIED", f"this token may not {action} {name}")
+        # The token may read. If its holder may do this too, the token merely lacks the
+        # scope: challenge, so the client asks for it (distribution's insufficient_scope).
+        if action in allowed_actions(as_subject(actor), name):
+            raise unauthorized(request, scope)
+        raise RegistryError("DENIED", f"you may not {action} {name}")
     repository = repository_for(actor, name)
     actions = allowed_actions(actor, name, repository=repository)
     if action in actions:
