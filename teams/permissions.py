@@ -40,6 +40,7 @@ class Actor:
     granted: Mapping[str, frozenset[str]] | None = field(default=None, hash=False)
     subject_key: str = ""
     subject_name: str = ""
+    token_id: int | None = None  # the access token a bearer token was issued for, if any
 
     @property
     def is_anonymous(self) -> bool:
