@@ -1,22 +1,77 @@
-"""Where the registry asks who may do what.
+"""Where the registry asks who may do what (teams.permissions decides).
 
-Until accounts and teams land (issue 3) every request may do everything; the
-registry already asks here for each read, write and cross-repository mount, so
-the permission function can be put in without touching the data path.
+Refusals follow the token auth spec and never reveal a private name: nobody
+signed in (or a token lacking the scope) gets 401 with a challenge saying which
+scope to ask for; an actor who may read the repository but not do this gets
+403 DENIED; an actor who may not even read it gets exactly what a repository
+that does not exist would give them.
 """
 
 from __future__ import annotations
 
 from django.http import HttpRequest
 
+from accounts.request_auth import as_subject, challenge
+from registry.errors import RegistryError
+from teams.permissions import ANONYMOUS, Actor, allowed_actions, repository_for
 
-def may_read(request: HttpRequest, repository_name: str) -> bool:
-    return True
+# What each action asks the token endpoint for (docker asks pull,push to push).
+_SCOPE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
 
 
-def may_write(request: HttpRequest, repository_name: str) -> bool:
-    return True
+def actor_of(request: HttpRequest) -> Actor:
+    return getattr(request, "actor", ANONYMOUS)
 
 
-def may_delete(request: HttpRequest, repository_name: str) -> bool:
+def unauthorized(request: HttpRequest, scope: str | None = None) -> RegistryError:
+    return RegistryError(
+        "UNAUTHORIZED",
+        "authentication required" if scope is None else f"authentication required for {scope}",
+        headers={"WWW-Authenticate": challenge(request, scope)},
+    )
+
+
+def require(request: HttpRequest, name: str, action: str, *, hidden: RegistryError) -> None:
+    """Go on only if the actor may take `action` on repository `name`.
+
+    `hidden` is what the view answers when the repository does not exist; an actor
+    who may not read the repository gets the same.
+    """
+    actor = actor_of(request)
+    scope = f"repository:{name}:{_SCOPE_ACTIONS[action]}"
+    if actor.granted is not None:  # a bearer token: exactly what it holds
+        held = actor.granted.get(name, frozenset())
+        if action in held:
+            return
+        if actor.is_anonymous or "pull" not in held:
+            raise unauthorized(request, scope)
+        # The token may read. If its holder may do this too, the token merely lacks the
+        # scope: challenge, so the client asks for it (distribution's insufficient_scope).
+        if action in allowed_actions(as_subject(actor), name):
+            raise unauthorized(request, scope)
+        raise RegistryError("DENIED", f"you may not {action} {name}")
+    repository = repository_for(actor, name)
+    actions = allowed_actions(actor, name, repository=repository)
+    if action in actions:
+        return
+    if actor.is_anonymous:
+        raise unauthorized(request, scope)
+    if repository is not None and "pull" in actions:
+        raise RegistryError("DENIED", f"you may not {action} {name}")
+    raise hidden
+
+
+def may_read(request: HttpRequest, name: str) -> bool:
+    return "pull" in allowed_actions(actor_of(request), name)
+
+
+def readable(request: HttpRequest, name: str) -> bool:
+    """For answers that stay 200 when the repository is unknown (referrers): whether the
+    actor may read it, after asking an anonymous caller to authenticate."""
+    try:
+        require(request, name, "pull", hidden=RegistryError("NAME_UNKNOWN"))
+    except RegistryError as exc:
+        if exc.code == "UNAUTHORIZED":
+            raise
+        return False
     return True

@@ -19,7 +19,10 @@ class Repository(models.Model):
 
     name = models.CharField(max_length=255, unique=True)
     namespace = models.ForeignKey(
-        "teams.Namespace", null=True, blank=True, on_delete=models.PROTECT,
+        "teams.Namespace",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="repositories",
     )
     visibility = models.CharField(
@@ -120,6 +123,8 @@ class Upload(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="uploads")
+    # Who opened the session (teams.permissions.Actor.key); only they may continue it.
+    owner = models.CharField(max_length=64, blank=True, default="")
     size = models.BigIntegerField(default=0)
     hash_algorithm = models.CharField(max_length=16, default="sha256")
     # Serialized running hash (registry.digests) over bytes [0, size).

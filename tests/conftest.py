@@ -1,13 +1,26 @@
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.test import Client
 
 from tests.support.servers import MotoS3, start_moto
+
+pytest_plugins = ["tests.people"]
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_credentials() -> None:
+    """A password remembered by an earlier test (same process) must not skip checks here."""
+    from accounts.credentials import forget_verified
+
+    forget_verified()
 
 
 @pytest.fixture(autouse=True)
@@ -65,4 +78,26 @@ def storage_backend(request: pytest.FixtureRequest, settings) -> str:
     return str(request.param)
 
 
-pytest_plugins = ["tests.people"]
+@pytest.fixture
+def registry_auth(db: None, django_user_model: Any, fast_passwords: None) -> dict[str, str]:
+    """Basic credentials of a site administrator, as test-client keyword arguments."""
+    django_user_model.objects.create_superuser("root", "root@example.com", "root-password")
+    return {"HTTP_AUTHORIZATION": basic_auth("root", "root-password")}
+
+
+@pytest.fixture
+def client(request: pytest.FixtureRequest) -> Client:
+    """The /v2/ API tests (tests/test_api_*.py) act as a site administrator, so they test
+    the protocol; every other test signs in as whoever it needs, per request."""
+    if request.module.__name__.startswith("tests.test_api_"):
+        return Client(**request.getfixturevalue("registry_auth"))
+    return Client()
+
+
+@pytest.fixture
+def anonymous_client() -> Client:
+    return Client()
+
+
+def basic_auth(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()

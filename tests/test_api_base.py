@@ -53,9 +53,9 @@ def test_it_answers_unknown_repository_with_name_unknown(client) -> None:
     assert_error(client.get("/v2/nobody/here/manifests/latest"), 404, "NAME_UNKNOWN")
 
 
-def test_it_needs_no_csrf_token_for_writes(client) -> None:
+def test_it_needs_no_csrf_token_for_writes(registry_auth) -> None:
     from django.test import Client
 
-    strict = Client(enforce_csrf_checks=True)
+    strict = Client(enforce_csrf_checks=True, **registry_auth)
     response = strict.post("/v2/csrf/blobs/uploads/")
     assert response.status_code == 202

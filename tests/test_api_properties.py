@@ -52,9 +52,9 @@ def seeded(client) -> dict[str, str]:
 
 
 @pytest.fixture
-def raw() -> Client:
+def raw(registry_auth: dict[str, str]) -> Client:
     """A client that hands back a 500 instead of raising the view's exception."""
-    return Client(raise_request_exception=False)
+    return Client(raise_request_exception=False, **registry_auth)
 
 
 def check(response) -> None:

@@ -337,8 +337,10 @@ def test_it_refuses_too_many_open_sessions(client, settings) -> None:
 
 
 @pytest.mark.parametrize("piece", [1, 7, 4096])
-def test_it_reads_a_chunked_body_to_its_end(storage_backend: str, piece: int) -> None:
-    client = ChunkedClient()
+def test_it_reads_a_chunked_body_to_its_end(
+    storage_backend: str, piece: int, registry_auth: dict[str, str]
+) -> None:
+    client = ChunkedClient(**registry_auth)
     location = start_upload(client, NAME)
     response, stream = client.send_chunked("PATCH", location, DATA[:2000], piece=piece)
     assert response.status_code == 202, body(response)
@@ -352,8 +354,10 @@ def test_it_reads_a_chunked_body_to_its_end(storage_backend: str, piece: int) ->
     assert _get(client, NAME, digest) == DATA
 
 
-def test_it_reads_a_chunked_monolithic_post(storage_backend: str) -> None:
-    client = ChunkedClient()
+def test_it_reads_a_chunked_monolithic_post(
+    storage_backend: str, registry_auth: dict[str, str]
+) -> None:
+    client = ChunkedClient(**registry_auth)
     digest = digest_of(DATA)
     response, _ = client.send_chunked("POST", f"/v2/{NAME}/blobs/uploads/?digest={digest}", DATA)
     assert response.status_code == 201, body(response)

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from accounts.request_auth import materialize
 from registry.errors import RegistryError
 from registry.models import Repository
 from registry.names import check_name
+from teams.actions import repository_created
+from teams.permissions import ANONYMOUS, Actor
 
 
 def repository_get(name: str) -> Repository:
@@ -16,14 +19,18 @@ def repository_get(name: str) -> Repository:
         raise RegistryError("NAME_UNKNOWN", detail={"name": name}) from None
 
 
-def repository_get_or_create(*, name: str) -> Repository:
+def repository_get_or_create(*, name: str, actor: Actor | None = None) -> Repository:
+    """The repository, created on first push (the caller has checked the actor may)."""
     check_name(name)
     repo = Repository.objects.filter(name=name).first()
     if repo is not None:
         return repo
     try:
         with transaction.atomic():
-            return Repository.objects.create(name=name)
+            repo = Repository.objects.create(name=name)
+            # Namespace, default grants and the creator's grant, in the same transaction.
+            repository_created(repository=repo, actor=materialize(actor or ANONYMOUS))
+            return repo
     except IntegrityError:
         # Another request created it between our read and our insert.
         return Repository.objects.get(name=name)

@@ -66,14 +66,21 @@ def upload_range_header(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 
 
-def upload_start(*, repository: Repository, hash_algorithm: str = "sha256") -> Upload:
+def upload_start(
+    *, repository: Repository, owner: str = "", hash_algorithm: str = "sha256"
+) -> Upload:
     open_sessions = Upload.objects.filter(repository=repository).count()
     if open_sessions >= settings.HUB_UPLOADS_PER_REPOSITORY:
         raise RegistryError(
             "TOOMANYREQUESTS",
             f"this repository has {open_sessions} open uploads; finish or cancel some first",
         )
-    upload = Upload(repository=repository, hash_algorithm=hash_algorithm, updated_at=timezone.now())
+    upload = Upload(
+        repository=repository,
+        owner=owner,
+        hash_algorithm=hash_algorithm,
+        updated_at=timezone.now(),
+    )
     upload.storage_state = get_storage().upload_create(str(upload.id))
     upload.hash_state = _initial_state(hash_algorithm)
     upload.save(force_insert=True)
@@ -84,10 +91,12 @@ def _initial_state(algorithm: str) -> bytes | None:
     return ResumableHash(algorithm).state() if ResumableHash.available() else None
 
 
-def upload_get(*, repository: Repository, upload_id: str) -> Upload:
-    """The session, if it belongs to this repository and has not expired."""
+def upload_get(*, repository: Repository, upload_id: str, owner: str | None = None) -> Upload:
+    """The session, if it belongs to this repository (and owner) and has not expired."""
     try:
         upload = Upload.objects.get(pk=uuid.UUID(upload_id), repository=repository)
+        if owner is not None and upload.owner != owner:
+            raise Upload.DoesNotExist
     except (Upload.DoesNotExist, ValueError):
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]}) from None
     now = timezone.now()
@@ -326,8 +335,10 @@ def _link(repository: Repository, blob: Blob) -> None:
         pass  # linked by a concurrent request
 
 
-def blob_put_monolithic(*, repository: Repository, digest: Digest, chunks: Iterable[bytes]) -> Blob:
-    upload = upload_start(repository=repository, hash_algorithm=digest.algorithm)
+def blob_put_monolithic(
+    *, repository: Repository, digest: Digest, chunks: Iterable[bytes], owner: str = ""
+) -> Blob:
+    upload = upload_start(repository=repository, owner=owner, hash_algorithm=digest.algorithm)
     try:
         return upload_finish(upload=upload, digest=digest, chunks=chunks)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.request_auth import TooManyAttempts, Unauthenticated, actor_from_request
+from registry import access
 from registry.errors import RegistryError, error_response
 from registry.storage import StorageError
 from registry.streams import IncompleteBody
@@ -39,7 +42,15 @@ def registry_view(*methods: str) -> Callable[[View], View]:
                         status=405,
                         headers={"Allow": ", ".join(sorted(allowed))},
                     )
+                request.actor = actor_from_request(request)  # type: ignore[attr-defined]
                 response = view(request, *args, **kwargs)
+            except Unauthenticated as exc:
+                response = error_response(access.unauthorized(request))
+                response.content = json.dumps(
+                    {"errors": [{"code": "UNAUTHORIZED", "message": str(exc)}]}
+                ).encode()
+            except TooManyAttempts as exc:
+                response = error_response(RegistryError("TOOMANYREQUESTS", str(exc)))
             except RegistryError as exc:
                 response = error_response(exc)
                 if request.method == "HEAD":
@@ -53,11 +64,33 @@ def registry_view(*methods: str) -> Callable[[View], View]:
                 )
                 response["Retry-After"] = "5"
             response[API_VERSION[0]] = API_VERSION[1]
+            _drain_unread_body(request)
             return response
 
         return wrapper
 
     return decorate
+
+
+DRAIN_MAX = 16 * 1024 * 1024
+
+
+def _drain_unread_body(request: HttpRequest) -> None:
+    """Read what is left of a body we answered without reading (a refusal, say).
+
+    Left unread, it stops the server from keeping the connection: the client, told
+    keep-alive, would send its next request into a closed socket. Beyond DRAIN_MAX the
+    server gives up on the connection itself.
+    """
+    if "gunicorn.socket" not in request.META:
+        return
+    stream = request.META["wsgi.input"]
+    left = DRAIN_MAX
+    while left > 0:
+        chunk = stream.read(min(64 * 1024, left))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def json_response(
@@ -68,6 +101,9 @@ def json_response(
 
 @registry_view("GET")
 def base(request: HttpRequest) -> HttpResponse:
+    if access.actor_of(request).is_anonymous:
+        # Clients (docker login included) learn here where to get a token.
+        raise access.unauthorized(request)
     return json_response({})
 
 

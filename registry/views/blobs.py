@@ -70,8 +70,9 @@ def blob(request: HttpRequest, name: str, digest: str) -> HttpResponseBase:
     parsed = str(check_digest(digest))
     if request.method == "DELETE":
         return _delete(request, name, parsed)
-    if not access.may_read(request, name):
-        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+    access.require(
+        request, name, "pull", hidden=RegistryError("BLOB_UNKNOWN", detail={"digest": parsed})
+    )
     size = _blob_size(name, parsed)
     headers = {
         "Docker-Content-Digest": parsed,
@@ -123,8 +124,9 @@ def _download(
 
 
 def _delete(request: HttpRequest, name: str, digest: str) -> HttpResponse:
-    if not access.may_delete(request, name):
-        raise RegistryError("DENIED")
+    access.require(
+        request, name, "delete", hidden=RegistryError("NAME_UNKNOWN", detail={"name": name})
+    )
     repository = repository_get(name)
     deleted, _ = RepositoryBlob.objects.filter(repository=repository, blob__digest=digest).delete()
     if not deleted:

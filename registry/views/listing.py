@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from accounts.request_auth import materialize
 from registry import access
 from registry import mediatypes as mt
 from registry.errors import RegistryError
@@ -14,6 +15,7 @@ from registry.models import Repository, Tag
 from registry.names import check_digest, check_name
 from registry.services import manifests as svc
 from registry.views.base import json_response, registry_view
+from teams.permissions import visible_repositories
 
 
 def _page_size(request: HttpRequest) -> int:
@@ -50,8 +52,11 @@ def tags_list(request: HttpRequest, name: str) -> HttpResponse:
     check_name(name)
     n = _page_size(request)
     last = _last(request)
+    access.require(
+        request, name, "pull", hidden=RegistryError("NAME_UNKNOWN", detail={"name": name})
+    )
     repository = Repository.objects.filter(name=name).first()
-    if repository is None or not access.may_read(request, name):
+    if repository is None:
         raise RegistryError("NAME_UNKNOWN", detail={"name": name})
     qs = Tag.objects.filter(repository=repository)
     if last:
@@ -67,20 +72,13 @@ def tags_list(request: HttpRequest, name: str) -> HttpResponse:
 def catalog(request: HttpRequest) -> HttpResponse:
     n = _page_size(request)
     last = _last(request)
-    qs = Repository.objects.all()
+    # Only what the caller may pull, filtered in the one query.
+    qs = visible_repositories(materialize(access.actor_of(request)))
     if last:
         qs = qs.filter(name__gt=last)
-    names: list[str] = []
-    more = False
-    # Walk in pages so that repositories the caller may not read are skipped cheaply.
-    batch = qs.order_by("name").values_list("name", flat=True)
-    for repo_name in batch.iterator(chunk_size=500) if n else []:
-        if not access.may_read(request, repo_name):
-            continue
-        if len(names) == n:
-            more = True
-            break
-        names.append(repo_name)
+    names = list(qs.order_by("name").values_list("name", flat=True)[: n + 1]) if n else []
+    more = len(names) > n
+    names = names[:n]
     response = json_response({"repositories": names})
     return _with_link(response, "/v2/_catalog", n, names[-1] if more else None)
 
@@ -92,7 +90,7 @@ def referrers(request: HttpRequest, name: str, digest: str) -> HttpResponse:
     artifact_type = request.GET.get("artifactType") or None
     n = settings.HUB_PAGE_SIZE_MAX
     # No stored artifactType holds a NUL (nor may PostgreSQL compare with one).
-    readable = access.may_read(request, name) and "\x00" not in (artifact_type or "")
+    readable = access.readable(request, name) and "\x00" not in (artifact_type or "")
     descriptors = (
         svc.referrers(
             repository_name=name,

@@ -22,19 +22,19 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     if request.method == "PUT":
         return _put(request, name, tag, digest)
     if request.method == "DELETE":
-        if not access.may_delete(request, name):
-            raise RegistryError("DENIED")
+        access.require(
+            request, name, "delete", hidden=RegistryError("NAME_UNKNOWN", detail={"name": name})
+        )
         repository = repository_get(name)
         if not svc.manifest_delete(repository=repository, tag=tag, digest=digest):
             raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
         return HttpResponse(status=202)
 
-    row = (
-        svc.manifest_lookup(
-            repository_name=name, tag=tag, digest=digest, with_content=request.method == "GET"
-        )
-        if access.may_read(request, name)
-        else None
+    access.require(
+        request, name, "pull", hidden=RegistryError("NAME_UNKNOWN", detail={"name": name})
+    )
+    row = svc.manifest_lookup(
+        repository_name=name, tag=tag, digest=digest, with_content=request.method == "GET"
     )
     if row is None:
         if not Repository.objects.filter(name=name).exists():
@@ -47,8 +47,7 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
 
 
 def _put(request: HttpRequest, name: str, tag: str | None, digest: object) -> HttpResponse:
-    if not access.may_write(request, name):
-        raise RegistryError("DENIED")
+    access.require(request, name, "push", hidden=_push_denied(name))
     limit = settings.HUB_MANIFEST_MAX_BYTES
     length = declared_length(request)
     if length is not None and length > limit:
@@ -60,7 +59,7 @@ def _put(request: HttpRequest, name: str, tag: str | None, digest: object) -> Ht
             raise RegistryError(
                 "SIZE_INVALID", f"manifest is larger than {limit} bytes", status=413
             )
-    repository = repository_get_or_create(name=name)
+    repository = repository_get_or_create(name=name, actor=access.actor_of(request))
     manifest_obj, _ = svc.manifest_put(
         repository=repository,
         reference_tag=tag,
@@ -76,3 +75,7 @@ def _put(request: HttpRequest, name: str, tag: str | None, digest: object) -> Ht
     if manifest_obj.subject_digest:
         headers["OCI-Subject"] = manifest_obj.subject_digest
     return HttpResponse(status=201, headers=headers)
+
+
+def _push_denied(name: str) -> RegistryError:
+    return RegistryError("DENIED", f"you may not push to {name}")

@@ -32,26 +32,31 @@ def _session_headers(upload: Upload) -> dict[str, str]:
 @registry_view("POST")
 def upload_start(request: HttpRequest, name: str) -> HttpResponse:
     check_name(name)
-    if not access.may_write(request, name):
-        raise RegistryError("DENIED")
+    access.require(
+        request, name, "push", hidden=RegistryError("DENIED", f"you may not push to {name}")
+    )
+    actor = access.actor_of(request)
     mount, source = request.GET.get("mount"), request.GET.get("from")
     digest_param = request.GET.get("digest")
     if mount is not None and source:
         mount_digest = check_digest(mount)
         check_name(source)
         source_repo = Repository.objects.filter(name=source).first()
+        # Mounting needs read access to the source, or it would leak its blobs.
         if source_repo is not None and access.may_read(request, source):
-            repository = repository_get_or_create(name=name)
+            repository = repository_get_or_create(name=name, actor=actor)
             if svc.blob_mount(repository=repository, source=source_repo, digest=mount_digest):
                 return _created(name, str(mount_digest))
         # Can't mount: the spec asks for an ordinary upload session instead.
-    repository = repository_get_or_create(name=name)
+    repository = repository_get_or_create(name=name, actor=actor)
     if digest_param is not None:
         digest = check_digest(digest_param)
         declared_length(request)  # a bad Content-Length is SIZE_INVALID before any work
-        svc.blob_put_monolithic(repository=repository, digest=digest, chunks=body_chunks(request))
+        svc.blob_put_monolithic(
+            repository=repository, digest=digest, chunks=body_chunks(request), owner=actor.key
+        )
         return _created(name, str(digest))
-    upload = svc.upload_start(repository=repository)
+    upload = svc.upload_start(repository=repository, owner=actor.key)
     upload.repository = repository
     return HttpResponse(status=202, headers=_session_headers(upload))
 
@@ -64,10 +69,12 @@ def _content_range(request: HttpRequest) -> svc.ContentRange | None:
 @registry_view("GET", "PATCH", "PUT", "DELETE")
 def upload(request: HttpRequest, name: str, upload_id: str) -> HttpResponse:
     check_name(name)
-    if not access.may_write(request, name):
-        raise RegistryError("DENIED")
+    access.require(request, name, "push", hidden=RegistryError("BLOB_UPLOAD_UNKNOWN"))
     repository = _repo_or_unknown(name)
-    session = svc.upload_get(repository=repository, upload_id=upload_id)
+    # A session is continued only by whoever opened it (Quay's CVE-2026-32589).
+    session = svc.upload_get(
+        repository=repository, upload_id=upload_id, owner=access.actor_of(request).key
+    )
     session.repository = repository
 
     if request.method in ("GET", "HEAD"):

@@ -32,7 +32,15 @@ from tests.support.nodes import (
     wait_for_lease,
 )
 from tests.support.ocipush import Client, Image, error_codes, sha256
-from tests.support.servers import ROOT, VENV_BIN, HubProcess, MotoS3, free_port, start_hub
+from tests.support.servers import (
+    ROOT,
+    VENV_BIN,
+    HubProcess,
+    MotoS3,
+    free_port,
+    on_this_tree,
+    start_hub,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -242,7 +250,7 @@ BAD_SETTINGS = [
 def test_bad_setting_stops_startup_with_one_line(
     tmp_path: Path, settings_env: dict[str, str | None], variable: str
 ) -> None:
-    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path), "DATABASE_URL": ""}
+    env = on_this_tree({**os.environ, "HUB_DATA_DIR": str(tmp_path), "DATABASE_URL": ""})
     env.pop("DJANGO_SETTINGS_MODULE", None)
     args = [name for name in settings_env if name.startswith("--")]
     for name, value in settings_env.items():

@@ -1,4 +1,4 @@
-"""Fresh databases for servers the tests start (pytest-django's test database is for in-process tests)."""
+"""Fresh databases for the servers tests start (pytest-django's is for in-process tests)."""
 
 from __future__ import annotations
 

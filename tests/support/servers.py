@@ -17,6 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
+def on_this_tree(env: dict[str, str]) -> dict[str, str]:
+    """`env` with this work tree first on PYTHONPATH, for the `hub` commands the tests run.
+
+    The virtualenv's `hub` entry point imports whichever checkout the virtualenv was
+    installed from (an editable install of another work tree, say); the tests must serve
+    the code they sit next to.
+    """
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
+    return {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), *paths])}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,8 +105,36 @@ class HubProcess:
 
     def restart(self) -> None:
         self.stop()
-        fresh = start_hub(self.data_dir, env=self.env, port=self.port, args=self.extra_args)
+        fresh = start_hub(
+            self.data_dir, env=self.env, port=self.port, args=self.extra_args, admin=False
+        )
         self.proc, self.log_path = fresh.proc, fresh.log_path
+
+
+# The site administrator every served test node has (`hub createsuperuser --noinput`).
+ADMIN_USER = "root"
+ADMIN_PASSWORD = "e2e-root-password"
+ADMIN_CREDS = f"{ADMIN_USER}:{ADMIN_PASSWORD}"
+
+
+def ensure_admin(env: dict[str, str]) -> None:
+    """Migrate and create the administrator, as an operator would before first use."""
+    hub = str(VENV_BIN / "hub")
+    subprocess.run([hub, "migrate", "--noinput"], env=env, check=True, capture_output=True)
+    created = subprocess.run(
+        [hub, "createsuperuser", "--noinput"],
+        env={
+            **env,
+            "DJANGO_SUPERUSER_USERNAME": ADMIN_USER,
+            "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD,
+            "DJANGO_SUPERUSER_EMAIL": "root@example.com",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if created.returncode != 0 and "already taken" not in created.stderr:
+        raise RuntimeError(f"createsuperuser failed: {created.stderr}")
 
 
 def start_hub(
@@ -105,12 +144,19 @@ def start_hub(
     port: int | None = None,
     args: list[str] | None = None,
     timeout: float = 60.0,
+    admin: bool = True,
 ) -> HubProcess:
-    """Start `hub serve` as a user would; `env` adds to (and overrides) the test's environment."""
+    """Start `hub serve` as a user would; `env` adds to (and overrides) the test's environment.
+
+    With `admin` (the default) the node's database first gets the administrator
+    ADMIN_USER / ADMIN_PASSWORD, for clients to push with.
+    """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "HUB_DATA_DIR": str(data_dir), **(env or {})}
+    full_env = on_this_tree({**os.environ, "HUB_DATA_DIR": str(data_dir), **(env or {})})
     full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    if admin:
+        ensure_admin(full_env)
     log_path = data_dir / f"hub-{port}-{time.monotonic_ns()}.log"
     log = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -123,7 +169,8 @@ def start_hub(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/v2/", timeout=timeout, proc=proc)
-    except Exception:
+    except Exception as exc:
         proc.kill()
-        raise RuntimeError(f"hub serve did not start:\n{log_path.read_text(errors='replace')}")
+        log_text = log_path.read_text(errors="replace")
+        raise RuntimeError(f"hub serve did not start:\n{log_text}") from exc
     return HubProcess(url, port, data_dir, dict(env or {}), proc, log_path, list(args or []))
