@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -56,22 +57,29 @@ def _remember_key(username: str, password: str, stored_hash: str) -> str:
     return hashlib.sha256(f"{username}\0{password}\0{stored_hash}".encode()).hexdigest()
 
 
-def _password_ok(user: object, password: str) -> bool:
-    stored = str(user.password)  # type: ignore[attr-defined]
-    key = _remember_key(str(user.username), password, stored)  # type: ignore[attr-defined]
+class TwoFactorRequired(Exception):
+    pass
+
+
+def _password_ok(user: Any, password: str) -> bool:
+    stored = str(user.password)
+    key = _remember_key(str(user.username), password, stored)
     now = time.monotonic()
     expiry = _verified_passwords.get(key)
     if expiry is not None and expiry > now:
         return True
     if not check_password(password, stored):
         return False
+    if _has_two_factor(user):
+        # A second factor can't be asked for over Basic: such accounts use tokens.
+        raise TwoFactorRequired("two-factor is on for this account: use an access token")
     if settings.HUB_AUTH_CACHE_SECONDS:
         with _lock:
             if len(_verified_passwords) >= _MAX_REMEMBERED:
                 _verified_passwords.clear()
                 _recent_pairs.clear()
             _verified_passwords[key] = now + settings.HUB_AUTH_CACHE_SECONDS
-            _recent_pairs[_pair_key(str(user.username), password)] = (  # type: ignore[attr-defined]
+            _recent_pairs[_pair_key(str(user.username), password)] = (
                 now + settings.HUB_AUTH_CACHE_SECONDS
             )
     return True
@@ -111,7 +119,7 @@ def _touch(token: AccessToken) -> None:
 
 def _token(secret: str) -> AccessToken | None:
     token = (
-        AccessToken.objects.select_related("user", "robot", "robot__organisation")
+        AccessToken.objects.select_related("user", "robot", "robot__organisation", "parent")
         .filter(secret_hash=hash_token(secret))
         .first()
     )
@@ -166,13 +174,13 @@ def authenticate(*, username: str, password: str, address: str) -> Actor:
     is_password = "+" not in username and not password.startswith(TOKEN_PREFIX)
     if is_password and not _recently_verified(username, password):
         check_rate(username, address)
-    actor = verify(username, password)
+    try:
+        actor = verify(username, password)
+    except TwoFactorRequired as exc:
+        raise AuthenticationFailed(str(exc)) from None
     if actor is None:
         record_failure(username, address)
         raise AuthenticationFailed("invalid username or password")
-    if actor.method == "password" and _has_two_factor(actor.user):
-        # A second factor can't be asked for over Basic: such accounts use tokens.
-        raise AuthenticationFailed("two-factor is on for this account: use an access token")
     return actor
 
 

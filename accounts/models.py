@@ -69,6 +69,10 @@ class AccessToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A token made from another (a docker login's refresh token) lives and dies with it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
 
     class Meta:
         constraints = [
@@ -85,4 +89,5 @@ class AccessToken(models.Model):
     @property
     def is_active(self) -> bool:
         now = timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+        own = self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+        return own and (self.parent is None or self.parent.is_active)

@@ -51,11 +51,13 @@ def bearer_actor(token: str) -> Actor:
     hub = claims.get("hub")
     if not isinstance(hub, dict):
         hub = {}
+    token_id = hub.get("tid")
     return Actor(
         method="bearer",
         granted=jwt_tokens.granted_from_claims(claims),
         subject_key=str(hub.get("key") or ""),
         subject_name=str(claims.get("sub") or ""),
+        token_id=token_id if isinstance(token_id, int) else None,
     )
 
 
@@ -82,6 +84,22 @@ def challenge(request: HttpRequest, scope: str | None = None) -> str:
     if scope:
         parts.append(f'scope="{scope}"')
     return "Bearer " + ",".join(parts)
+
+
+def as_subject(actor: Actor) -> Actor:
+    """Who a bearer token speaks for, with the rights they hold now (capped by the access
+    token they signed in with), rather than what the token itself carries."""
+    if actor.granted is None or not actor.subject_key:
+        return actor
+    loaded = materialize(actor)
+    token = None
+    if actor.token_id is not None:
+        from accounts.models import AccessToken
+
+        token = AccessToken.objects.filter(pk=actor.token_id).select_related("parent").first()
+        if token is None or not token.is_active:
+            return ANONYMOUS
+    return Actor(user=loaded.user, robot=loaded.robot, token=token, method="bearer")
 
 
 def materialize(actor: Actor) -> Actor:

@@ -44,3 +44,30 @@ class HubServer(BaseApplication):
         from hub.wsgi import application
 
         return application
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hub.server --bind HOST:PORT --workers N --threads N` (what `hub serve` runs)."""
+    import argparse
+    import os
+    import sys
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    parser = argparse.ArgumentParser(prog="hub serve")
+    parser.add_argument("--bind", required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
+    try:
+        options = gunicorn_options(bind=args.bind, workers=args.workers, threads=args.threads)
+    except ImproperlyConfigured as exc:
+        print(f"hub: configuration error: {exc}", file=sys.stderr)
+        return 2
+    HubServer(options).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

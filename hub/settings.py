@@ -117,6 +117,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock
     # at BEGIN so two writers queue on the busy timeout instead of failing with
     # "database is locked" when one upgrades a read lock.
+    # Opening SQLite and running the PRAGMAs cost more than a manifest GET: keep connections.
+    DATABASES["default"]["CONN_MAX_AGE"] = 600
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,

@@ -12,10 +12,9 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 import audit
-from accounts.request_auth import challenge
+from accounts.request_auth import as_subject, challenge
 from registry.errors import RegistryError
-from registry.models import Repository
-from teams.permissions import ANONYMOUS, Actor, allowed_actions
+from teams.permissions import ANONYMOUS, Actor, allowed_actions, repository_for
 
 # What each action asks the token endpoint for (docker asks pull,push to push).
 _SCOPE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
@@ -47,10 +46,14 @@ def require(request: HttpRequest, name: str, action: str, *, hidden: RegistryErr
             return
         if actor.is_anonymous or "pull" not in held:
             raise refused(request, name, action, unauthorized(request, scope))
+        # The token may read. If its holder may do this too, the token merely lacks the
+        # scope: challenge, so the client asks for it (distribution's insufficient_scope).
+        if action in allowed_actions(as_subject(actor), name):
+            raise refused(request, name, action, unauthorized(request, scope))
         raise refused(
-            request, name, action, RegistryError("DENIED", f"this token may not {action} {name}")
+            request, name, action, RegistryError("DENIED", f"you may not {action} {name}")
         )
-    repository = Repository.objects.select_related("namespace").filter(name=name).first()
+    repository = repository_for(actor, name)
     actions = allowed_actions(actor, name, repository=repository)
     if action in actions:
         return

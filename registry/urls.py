@@ -12,5 +12,6 @@ urlpatterns = [
     re_path(r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", uploads.upload),
     re_path(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$", blobs.blob),
     re_path(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$", listing.referrers),
-    re_path(r"^(?P<path>.*)$", base.not_found),
+    # Any other path, newlines included, gets the spec's JSON error, not an HTML page.
+    re_path(r"^(?P<path>[\s\S]*)$", base.not_found),
 ]

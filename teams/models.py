@@ -9,9 +9,9 @@ from django.db.models import Q
 
 # A namespace is the first component of a repository name (the spec's grammar).
 namespace_validator = RegexValidator(
-    r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$",
-    "Use lowercase letters, digits and single separators (. _ -), starting and ending "
-    "with a letter or digit.",
+    r"^(?=.{1,64}$)[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$",
+    "Use at most 64 lowercase letters, digits and single separators (. _ -), starting and "
+    "ending with a letter or digit.",
 )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery
 
 from teams.models import Level, Membership, Namespace, Organisation, RepositoryGrant, Team
 
@@ -40,6 +40,7 @@ class Actor:
     granted: Mapping[str, frozenset[str]] | None = field(default=None, hash=False)
     subject_key: str = ""
     subject_name: str = ""
+    token_id: int | None = None  # the access token a bearer token was issued for, if any
 
     @property
     def is_anonymous(self) -> bool:
@@ -109,43 +110,62 @@ def valid_scope_pattern(pattern: str) -> bool:
 # --- repository levels ----------------------------------------------------------------------
 
 
+def _grants_for(actor: Actor) -> QuerySet[RepositoryGrant] | None:
+    """The grants that count for this actor (None: none can)."""
+    if actor.robot is not None:
+        if actor.robot.disabled_at is not None:
+            return None
+        return RepositoryGrant.objects.filter(robot=actor.robot)
+    user = actor.user
+    if user is None or not user.is_active:
+        return None
+    return RepositoryGrant.objects.filter(Q(user=user) | Q(team__members__user=user))
+
+
 def _base_level(actor: Actor, repository: Repository) -> Level:
     level = Level.READ if repository.visibility == "public" else Level.NONE
     if actor.is_superuser:
         return Level.ADMIN
-    if actor.robot is not None:
-        if actor.robot.disabled_at is not None:
-            return level
-        granted = RepositoryGrant.objects.filter(
-            repository=repository, robot=actor.robot
-        ).aggregate(m=Max("level"))["m"]
-        return Level(max(level, granted or 0))
-    user = actor.user
-    if user is None or not user.is_active:
+    grants = _grants_for(actor)
+    if grants is None:
         return level
     namespace = repository.namespace
-    if namespace is not None:
-        if namespace.user_id == user.pk:
+    if actor.user is not None and namespace is not None:
+        if namespace.user_id == actor.user.pk:
             return Level.ADMIN
-        if (
-            namespace.organisation_id is not None
-            and Membership.objects.filter(
-                organisation_id=namespace.organisation_id, user=user, role=Membership.Role.OWNER
+        org_owner = getattr(repository, "hub_org_owner", None)
+        if org_owner is None and namespace.organisation_id is not None:
+            org_owner = Membership.objects.filter(
+                organisation_id=namespace.organisation_id,
+                user=actor.user,
+                role=Membership.Role.OWNER,
             ).exists()
-        ):
+        if org_owner:
             return Level.ADMIN
-    granted = (
-        RepositoryGrant.objects.filter(repository=repository)
-        .filter(Q(user=user) | Q(team__members__user=user))
-        .aggregate(m=Max("level"))["m"]
-    )
+    if hasattr(repository, "hub_granted"):
+        granted = repository.hub_granted
+    else:
+        granted = grants.filter(repository=repository).aggregate(m=Max("level"))["m"]
     return Level(max(level, granted or 0))
 
 
-def _load_repository(repository_name: str) -> Repository | None:
+def repository_for(actor: Actor, repository_name: str) -> Repository | None:
+    """The repository with what `_base_level` needs for this actor, in one query."""
     from registry.models import Repository
 
-    return Repository.objects.select_related("namespace").filter(name=repository_name).first()
+    qs = Repository.objects.select_related("namespace").filter(name=repository_name)
+    grants = _grants_for(actor)
+    if grants is not None and not actor.is_superuser:
+        best = grants.filter(repository=OuterRef("pk")).order_by("-level").values("level")[:1]
+        qs = qs.annotate(hub_granted=Subquery(best))
+        if actor.user is not None:
+            owner = Membership.objects.filter(
+                organisation_id=OuterRef("namespace__organisation_id"),
+                user=actor.user,
+                role=Membership.Role.OWNER,
+            )
+            qs = qs.annotate(hub_org_owner=Exists(owner))
+    return qs.first()
 
 
 _UNLOADED: Any = object()
@@ -161,7 +181,7 @@ def allowed_actions(
     """
     if actor.granted is not None:
         return actor.granted.get(repository_name, frozenset())
-    repo = _load_repository(repository_name) if repository is _UNLOADED else repository
+    repo = repository_for(actor, repository_name) if repository is _UNLOADED else repository
     if repo is None:
         may_create = may_create_repository(actor, repository_name)
         actions = frozenset({"pull", "push"}) if may_create else frozenset()

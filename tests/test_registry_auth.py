@@ -320,9 +320,23 @@ def test_it_refuses_bearer_tokens_without_the_scope(people: People, pushed: dict
     token = token_for(as_user("bob"), "repository:acme/private:pull")["token"]
     client = bearer(token)
     assert client.get("/v2/acme/private/manifests/v1").status_code == 200
-    # May read but the token holds no push: refused as denied.
-    assert_error(client.post("/v2/acme/private/blobs/uploads/"), 403, "DENIED")
+    # bob may push, but this token holds only pull: asked to get a token with push.
+    response = client.post("/v2/acme/private/blobs/uploads/")
+    assert_error(response, 401, "UNAUTHORIZED")
+    assert 'scope="repository:acme/private:pull,push"' in response["WWW-Authenticate"]
     # Holds nothing for this repository: asked to authenticate for it.
     response = client.get("/v2/acme/public/manifests/v1")
     assert_error(response, 401, "UNAUTHORIZED")
     assert 'scope="repository:acme/public:pull"' in response["WWW-Authenticate"]
+
+
+def test_it_denies_a_bearer_reader_what_its_holder_may_not_do(
+    people: People, pushed: dict[str, str]
+) -> None:
+    token = token_for(as_user("charlie"), "repository:acme/public:pull,push")["token"]
+    assert granted(token) == {"acme/public": ["pull"]}
+    assert_error(bearer(token).post("/v2/acme/public/blobs/uploads/"), 403, "DENIED")
+
+
+def test_it_answers_any_path_with_a_spec_error(people: People) -> None:
+    assert_error(as_user("bob").get("/v2/\n/tags/list"), 404)

@@ -67,7 +67,7 @@ def grant(actor: Actor, scopes: list[tuple[str, str, frozenset[str]]]) -> list[d
 
 def _refresh_actor(secret: str) -> Actor:
     token = (
-        AccessToken.objects.select_related("user", "robot", "robot__organisation")
+        AccessToken.objects.select_related("user", "robot", "robot__organisation", "parent")
         .filter(secret_hash=hash_token(secret))
         .filter(Q(robot__isnull=True) | Q(robot__disabled_at__isnull=True))
         .first()
@@ -82,10 +82,14 @@ def _refresh_actor(secret: str) -> Actor:
 
 
 def _refresh_token_for(actor: Actor, request: HttpRequest, client_id: str) -> str:
-    """A revocable token docker keeps instead of the password; never wider than the login."""
+    """A revocable token docker keeps instead of the password; never wider than the login:
+    a login with an access token gets that token's scopes and expiry (a password login's
+    refresh token lasts until it is revoked)."""
     secret = new_token_secret()
+    expires_at = None
     if actor.token is not None:
         scopes = actor.token.scopes
+        expires_at = actor.token.expires_at
     else:
         scopes = [{"repository": "**", "actions": sorted(ALL_ACTIONS)}]
     with transaction.atomic():
@@ -96,6 +100,8 @@ def _refresh_token_for(actor: Actor, request: HttpRequest, client_id: str) -> st
             prefix=secret[:12],
             secret_hash=hash_token(secret),
             scopes=scopes,
+            expires_at=expires_at,
+            parent=actor.token,
         )
         audit.record(
             action="token.create",

@@ -26,6 +26,7 @@ from registry.digests import Digest, PlainHash, ResumableHash
 from registry.errors import RegistryError
 from registry.models import Blob, Repository, RepositoryBlob, Upload
 from registry.storage import get_storage
+from registry.storage.base import StorageState
 
 LEASE_SECONDS = 60
 LEASE_RENEW_SECONDS = 15
@@ -159,8 +160,27 @@ class _Lease:
         if not Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
             lease_until=until
         ):
-            raise RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over", status=409)
+            raise self.lost(None)
         self.renewed = time.monotonic()
+
+    def confirm(self, upload: Upload) -> None:
+        """Before acting on what was written: the session must still be ours."""
+        until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+        if not Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
+            lease_until=until
+        ):
+            raise self.lost(upload.storage_state)
+        self.renewed = time.monotonic()
+
+    def lost(self, written: StorageState | None) -> RegistryError:
+        """The error for a request whose lease is gone, after removing what it wrote
+        if the session itself is gone (cancelled or expired while the request streamed)."""
+        if Upload.objects.filter(pk=self.upload_id).exists():
+            return RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over", status=409)
+        # Nobody will save a state naming what this request added: remove it (the backends
+        # remove everything under the session, whatever the state says).
+        get_storage().upload_abort(str(self.upload_id), written or {})
+        return RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": str(self.upload_id)})
 
     def release(self) -> None:
         Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
@@ -177,7 +197,7 @@ class _Lease:
             lease_until=None,
         )
         if not saved:
-            raise RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over", status=409)
+            raise self.lost(upload.storage_state)
 
 
 def _hashing(
@@ -270,6 +290,7 @@ def upload_finish(
                 "DIGEST_INVALID",
                 detail={"expected": str(digest), "computed": computed, "size": current.size},
             )
+        lease.confirm(current)  # not cancelled while the last chunk streamed
         storage = get_storage()
         storage.upload_commit(str(current.id), current.storage_state, str(digest))
         with transaction.atomic():

@@ -3,12 +3,73 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from registry.storage.base import Storage, StorageError, StorageState, blob_key
 
 READ_SIZE = 1024 * 1024
+# Chunks queued for the writer thread: bounds the memory one upload holds (about this many MiB).
+WRITE_QUEUE_CHUNKS = 2
+
+
+def _write_all(fd: int, chunk: bytes) -> int:
+    view = memoryview(chunk)
+    total = len(view)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+    return total
+
+
+def _write_pipelined(fd: int, chunks: Iterable[bytes]) -> int:
+    """Write `chunks` in order at fd's position; returns the bytes written.
+
+    os.write() can block for a long time while the kernel writes dirty pages back.
+    A helper thread does the writing so that the request thread receives (and,
+    through `chunks`, hashes) the next chunk meanwhile; both release the GIL.
+    The request thread keeps iterating `chunks` itself, so whatever the iterator
+    does (database lease renewals) stays on its own thread and connection.
+    """
+    it = iter(chunks)
+    first = next(it, None)
+    if first is None:
+        return 0
+    second = next(it, None)
+    if second is None:  # one chunk (most small blobs): no thread
+        return _write_all(fd, first)
+
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_QUEUE_CHUNKS)
+    failure: list[BaseException] = []
+    written = 0
+
+    def writer() -> None:
+        nonlocal written
+        while (chunk := pending.get()) is not None:
+            if failure:
+                continue  # drain until the end marker so the producer never blocks
+            try:
+                written += _write_all(fd, chunk)
+            except BaseException as exc:  # noqa: B036 - handed to the request thread
+                failure.append(exc)
+
+    thread = threading.Thread(target=writer, name="hub-upload-writer", daemon=True)
+    thread.start()
+    try:
+        pending.put(first)
+        pending.put(second)
+        for chunk in it:
+            if failure:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return written
 
 
 class FilesystemStorage(Storage):
@@ -40,12 +101,7 @@ class FilesystemStorage(Storage):
         try:
             # Write at the saved offset and cut what a failed request may have left beyond it.
             os.lseek(fd, offset, os.SEEK_SET)
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                    written += n
+            written = _write_pipelined(fd, chunks)
             os.ftruncate(fd, offset + written)
         finally:
             os.close(fd)

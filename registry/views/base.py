@@ -74,6 +74,7 @@ def registry_view(*methods: str) -> Callable[[View], View]:
                 )
                 response["Retry-After"] = "5"
             response[API_VERSION[0]] = API_VERSION[1]
+            _drain_unread_body(request)
             return response
 
         return wrapper
@@ -105,6 +106,27 @@ def _credentials_refused(
         },
         request=request,
     )
+
+
+DRAIN_MAX = 16 * 1024 * 1024
+
+
+def _drain_unread_body(request: HttpRequest) -> None:
+    """Read what is left of a body we answered without reading (a refusal, say).
+
+    Left unread, it stops the server from keeping the connection: the client, told
+    keep-alive, would send its next request into a closed socket. Beyond DRAIN_MAX the
+    server gives up on the connection itself.
+    """
+    if "gunicorn.socket" not in request.META:
+        return
+    stream = request.META["wsgi.input"]
+    left = DRAIN_MAX
+    while left > 0:
+        chunk = stream.read(min(64 * 1024, left))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def json_response(

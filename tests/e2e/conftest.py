@@ -14,7 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,14 +22,29 @@ import requests
 
 from tests.e2e.clients import RecordingProxy, need_tool, run
 from tests.support.databases import fresh_database
-from tests.support.servers import HubProcess, start_hub
+from tests.support.servers import ADMIN_CREDS, ADMIN_PASSWORD, ADMIN_USER, HubProcess, start_hub
+
+# The site administrator's credentials as each client takes them.
+SKOPEO_CREDS = f"--creds={ADMIN_CREDS}"
+SKOPEO_SRC_CREDS = f"--src-creds={ADMIN_CREDS}"
+SKOPEO_DEST_CREDS = f"--dest-creds={ADMIN_CREDS}"
+PODMAN_CREDS = f"--creds={ADMIN_CREDS}"
+
+
+def admin_session() -> requests.Session:
+    """A requests session that sends the administrator's Basic credentials straight to /v2/."""
+    session = requests.Session()
+    session.auth = (ADMIN_USER, ADMIN_PASSWORD)
+    return session
 
 
 @dataclass
 class Hub:
-    """The served Hub, with a plain HTTP view of its /v2/ API and its access log."""
+    """The served Hub, with a plain HTTP view of its /v2/ API (signed in as the site
+    administrator, over Basic) and its access log."""
 
     process: HubProcess
+    http: requests.Session = field(default_factory=admin_session)
 
     @property
     def host(self) -> str:
@@ -40,16 +55,16 @@ class Hub:
         return self.process.url
 
     def get(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return self.http.get(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def head(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.head(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return self.http.head(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def post(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.post(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return self.http.post(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def put(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.put(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return self.http.put(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def access_log(self, pattern: str) -> list[re.Match[str]]:
         """Access-log lines (gunicorn's common format) whose request line matches `pattern`."""

@@ -8,13 +8,15 @@ import io
 import json
 import tarfile
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.clients import RecordingProxy
-from tests.e2e.conftest import Dockerd, Hub, busybox_context, unique
+from tests.e2e.conftest import PODMAN_CREDS, Dockerd, Hub, busybox_context, unique
 from tests.e2e.images import DOCKER_MANIFEST, OCI_MANIFEST, sha256
+from tests.support.servers import ADMIN_PASSWORD, ADMIN_USER
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +31,30 @@ def _layer_files(blob: bytes) -> dict[str, bytes]:
             for member in tar.getmembers()
             if member.isfile()
         }
+
+
+@pytest.fixture
+def docker_login(dockerd: Dockerd) -> Iterator[Callable[[str], object]]:
+    """A client of the session's dockerd signed in to a registry as the site administrator.
+
+    `docker login` has the engine check the credentials itself (the /v2/ challenge, then
+    the token endpoint); pushes and pulls then send them along for the engine's own bearer
+    dance. Each test gets its own client, so its login ends with it.
+    """
+    import docker
+
+    clients = []
+
+    def login(registry: str) -> object:
+        client = docker.DockerClient(base_url=f"unix://{dockerd.socket}", timeout=300)
+        clients.append(client)
+        answer = client.login(username=ADMIN_USER, password=ADMIN_PASSWORD, registry=registry)
+        assert answer.get("Status") == "Login Succeeded", answer
+        return client
+
+    yield login
+    for client in clients:
+        client.close()
 
 
 def _push(client, repository: str, tag: str) -> str:
@@ -46,11 +72,11 @@ def _run(client, image: str, *command: str) -> bytes:
 
 
 def test_build_push_pull_run(
-    hub: Hub, dockerd: Dockerd, recording_proxy: RecordingProxy, tmp_path: Path
+    hub: Hub, docker_login, recording_proxy: RecordingProxy, tmp_path: Path
 ) -> None:
     import docker
 
-    client = dockerd.client
+    client = docker_login(recording_proxy.host)
     nonce = uuid.uuid4().hex
     context = busybox_context(tmp_path / "ctx", nonce)
     repo = unique("docker")
@@ -106,10 +132,10 @@ def test_build_push_pull_run(
 
 
 def test_podman_built_image_runs_under_docker(
-    hub: Hub, podman, dockerd: Dockerd, tmp_path: Path
+    hub: Hub, podman, docker_login, tmp_path: Path
 ) -> None:
     """Built by podman (OCI, chroot isolation), pushed by podman, pulled and run by docker."""
-    client = dockerd.client
+    client = docker_login(hub.host)
     nonce = uuid.uuid4().hex
     context = busybox_context(tmp_path / "ctx", nonce)
     local = f"localhost/e2e-move-{nonce[:8]}:latest"
@@ -125,7 +151,7 @@ def test_podman_built_image_runs_under_docker(
         str(context),
     )
     repo = unique("podman-to-docker")
-    podman("push", "--tls-verify=false", local, f"{hub.host}/{repo}:v1")
+    podman("push", "--tls-verify=false", PODMAN_CREDS, local, f"{hub.host}/{repo}:v1")
     response = hub.get(f"/v2/{repo}/manifests/v1", headers=ACCEPT)
     assert json.loads(response.content)["mediaType"] == OCI_MANIFEST
     digest = response.headers["Docker-Content-Digest"]

@@ -32,7 +32,15 @@ from tests.support.nodes import (
     wait_for_lease,
 )
 from tests.support.ocipush import Client, Image, error_codes, sha256
-from tests.support.servers import ROOT, VENV_BIN, HubProcess, MotoS3, free_port, start_hub
+from tests.support.servers import (
+    ROOT,
+    VENV_BIN,
+    HubProcess,
+    MotoS3,
+    free_port,
+    on_this_tree,
+    start_hub,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -242,7 +250,7 @@ BAD_SETTINGS = [
 def test_bad_setting_stops_startup_with_one_line(
     tmp_path: Path, settings_env: dict[str, str | None], variable: str
 ) -> None:
-    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path), "DATABASE_URL": ""}
+    env = on_this_tree({**os.environ, "HUB_DATA_DIR": str(tmp_path), "DATABASE_URL": ""})
     env.pop("DJANGO_SETTINGS_MODULE", None)
     args = [name for name in settings_env if name.startswith("--")]
     for name, value in settings_env.items():
@@ -273,3 +281,70 @@ def test_bad_setting_stops_startup_with_one_line(
     assert len(lines) == 1, f"expected one line on stderr, got:\n{err}\nstdout: {out}"
     assert variable in lines[-1], err
     assert lines[-1].startswith("hub: "), err
+
+
+def _s3_leftovers(cluster: Cluster, upload_id: str) -> list[str]:
+    import boto3
+
+    env = cluster.a.env
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["HUB_S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    prefix = f"uploads/{upload_id}/"
+    bucket = env["HUB_S3_BUCKET"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    mpus = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    return keys + [f"multipart upload {m['Key']}" for m in mpus]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_cancel_on_one_node_while_the_other_writes(cluster: Cluster, method: str) -> None:
+    """DELETE on B while a PATCH (or the finishing PUT) streams on A: the session is gone
+    for both, no blob appears, and nothing the request wrote stays behind in the store."""
+    a, b = Client(cluster.a.url), Client(cluster.b.url)
+    location = a.start_upload("multi/cancel")
+    path = location.split(cluster.a.url, 1)[1]
+    upload_id = path.rsplit("/", 1)[1]
+    # More than a part (S3 uploads one while the request streams) and a tail after it.
+    first, second = os.urandom(6 * MiB), os.urandom(3 * MiB)
+    digest = sha256(first + second)
+    cancelled = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield first
+        cancelled.wait(30)
+        yield second
+
+    def request(i: int) -> requests.Response:
+        if i == 0 and method == "PATCH":
+            return a.patch(a.url(path), slow_body(), 0, length=len(first) + len(second))
+        if i == 0:
+            return a.http.put(a.url(path), params={"digest": digest}, data=slow_body(), timeout=60)
+        try:
+            wait_for_lease(cluster.a.env, cluster.data_dir, upload_id)
+            return b.http.delete(b.url(path), timeout=30)
+        finally:
+            cancelled.set()
+
+    patched, deleted = run_together(request, 2)
+    assert deleted.status_code == 204, deleted.text
+    if cluster.storage == "filesystem":
+        assert not (cluster.data_dir / "storage" / "uploads" / upload_id).exists()
+    else:
+        assert _s3_leftovers(cluster, upload_id) == []
+    assert patched.status_code == 404, patched.text
+    assert error_codes(patched) == ["BLOB_UPLOAD_UNKNOWN"]
+    for client in (a, b):
+        r = client.http.get(client.url(path), timeout=30)
+        assert r.status_code == 404 and error_codes(r) == ["BLOB_UPLOAD_UNKNOWN"]
+        r = client.http.head(client.url(f"/v2/multi/cancel/blobs/{digest}"), timeout=30)
+        assert r.status_code == 404
+    rows = query(
+        cluster.a.env, cluster.data_dir, "SELECT count(*) FROM registry_blob WHERE digest = %s",
+        digest,
+    )  # fmt: skip
+    assert rows == [(0,)]

@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.clients import RecordingProxy
 from tests.e2e.conftest import Hub, unique
 from tests.e2e.images import OCI_INDEX, OCI_MANIFEST, canonical_json, sha256
+from tests.support.servers import ADMIN_PASSWORD, ADMIN_USER
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +28,21 @@ EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 
 @pytest.fixture(scope="module")
 def oras_client(recording_proxy: RecordingProxy) -> oras.client.OrasClient:
-    """oras-py talking plain HTTP to Hub, through the recording proxy."""
-    return oras.client.OrasClient(hostname=recording_proxy.host, insecure=True)
+    """oras-py talking plain HTTP to Hub, through the recording proxy, signed in as the site
+    administrator: its requests session sends Basic credentials with every request.
+
+    Neither of oras-py's own ways to sign in can push to Hub: the token backend keeps
+    the first bearer token it gets (pull only, for the blob HEAD that starts a push) and
+    Hub refuses the upload POST with 403 and no challenge to ask for more; the basic
+    backend sends every request anonymously first, and after a 401 to a PATCH whose body
+    Hub did not read, the server at times drops the connection before the retry.
+    """
+    client = oras.client.OrasClient(
+        hostname=recording_proxy.host, insecure=True, auth_backend="basic"
+    )
+    client.auth.set_basic_auth(ADMIN_USER, ADMIN_PASSWORD)
+    client.session.auth = (ADMIN_USER, ADMIN_PASSWORD)
+    return client
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.conftest import Hub, busybox_context, unique
+from tests.e2e.conftest import PODMAN_CREDS, Hub, busybox_context, unique
 from tests.e2e.images import DOCKER_MANIFEST, OCI_MANIFEST, sha256
 
 pytestmark = pytest.mark.e2e
@@ -44,8 +44,8 @@ def test_push_mount_and_pull(hub: Hub, podman, tmp_path: Path) -> None:
     )
 
     first, second = unique("podman-a"), unique("podman-b")
-    podman("push", "--tls-verify=false", local, f"{hub.host}/{first}:v1")
-    podman("push", "--tls-verify=false", local, f"{hub.host}/{second}:v1")
+    podman("push", "--tls-verify=false", PODMAN_CREDS, local, f"{hub.host}/{first}:v1")
+    podman("push", "--tls-verify=false", PODMAN_CREDS, local, f"{hub.host}/{second}:v1")
 
     # Both repositories now hold the same image, with all its blobs.
     one = hub.get(f"/v2/{first}/manifests/v1", headers=ACCEPT)
@@ -83,7 +83,7 @@ def test_push_mount_and_pull(hub: Hub, podman, tmp_path: Path) -> None:
     # Pull it back into empty local storage.
     podman("rmi", "--force", local)
     pulled_ref = f"{hub.host}/{second}:v1"
-    podman("pull", "--tls-verify=false", pulled_ref)
+    podman("pull", "--tls-verify=false", PODMAN_CREDS, pulled_ref)
     inspect = json.loads(podman("image", "inspect", pulled_ref).stdout)[0]
     assert inspect["Digest"] == two.headers["Docker-Content-Digest"]
     assert f"{hub.host}/{second}@{inspect['Digest']}" in inspect["RepoDigests"]

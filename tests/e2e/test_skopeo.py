@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Hub, unique
+from tests.e2e.conftest import (
+    SKOPEO_CREDS,
+    SKOPEO_DEST_CREDS,
+    SKOPEO_SRC_CREDS,
+    Hub,
+    unique,
+)
 from tests.e2e.images import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
@@ -24,7 +30,10 @@ from tests.e2e.images import (
 
 pytestmark = pytest.mark.e2e
 
-NO_TLS = "--tls-verify=false"
+# Plain HTTP, signed in as the site administrator (skopeo does the bearer dance itself).
+REMOTE = ("--tls-verify=false", SKOPEO_CREDS)  # inspect, list-tags, delete
+TO_HUB = ("--dest-tls-verify=false", SKOPEO_DEST_CREDS)  # copy into Hub
+FROM_HUB = ("--src-tls-verify=false", SKOPEO_SRC_CREDS)  # copy out of Hub
 
 
 def test_copy_inspect_list_tags_copy_back_and_delete(hub: Hub, skopeo, tmp_path: Path) -> None:
@@ -33,20 +42,20 @@ def test_copy_inspect_list_tags_copy_back_and_delete(hub: Hub, skopeo, tmp_path:
     repo = unique("skopeo")
     ref = f"docker://{hub.host}/{repo}"
 
-    skopeo("copy", "--dest-tls-verify=false", f"oci:{source}:v1", f"{ref}:v1")
-    skopeo("copy", "--dest-tls-verify=false", f"oci:{source}:v1", f"{ref}:v2")
+    skopeo("copy", *TO_HUB, f"oci:{source}:v1", f"{ref}:v1")
+    skopeo("copy", *TO_HUB, f"oci:{source}:v1", f"{ref}:v2")
 
     # The manifest went up byte for byte: same digest, and the raw bytes are ours.
-    raw = skopeo("inspect", NO_TLS, "--raw", f"{ref}:v1").stdout.encode()
+    raw = skopeo("inspect", *REMOTE, "--raw", f"{ref}:v1").stdout.encode()
     assert raw == image.manifest
-    inspected = json.loads(skopeo("inspect", NO_TLS, f"{ref}:v1").stdout)
+    inspected = json.loads(skopeo("inspect", *REMOTE, f"{ref}:v1").stdout)
     assert inspected["Digest"] == image.digest
     assert inspected["Layers"] == [layer.digest for layer in image.layers]
     assert inspected["Architecture"] == "amd64"
-    config = json.loads(skopeo("inspect", NO_TLS, "--config", "--raw", f"{ref}:v1").stdout)
+    config = json.loads(skopeo("inspect", *REMOTE, "--config", "--raw", f"{ref}:v1").stdout)
     assert config["rootfs"]["diff_ids"] == [layer.diff_id for layer in image.layers]
 
-    tags = json.loads(skopeo("list-tags", NO_TLS, ref).stdout)
+    tags = json.loads(skopeo("list-tags", *REMOTE, ref).stdout)
     assert tags["Repository"] == f"{hub.host}/{repo}"
     assert sorted(tags["Tags"]) == ["v1", "v2"]
 
@@ -59,7 +68,7 @@ def test_copy_inspect_list_tags_copy_back_and_delete(hub: Hub, skopeo, tmp_path:
 
     # Back into an OCI layout: same manifest digest, same layer bytes.
     back = tmp_path / "back"
-    skopeo("copy", "--src-tls-verify=false", f"{ref}:v1", f"oci:{back}:v1")
+    skopeo("copy", *FROM_HUB, f"{ref}:v1", f"oci:{back}:v1")
     entries, blobs = read_layout(back)
     assert [entry["digest"] for entry in entries] == [image.digest]
     assert blobs[image.digest] == image.manifest
@@ -68,9 +77,9 @@ def test_copy_inspect_list_tags_copy_back_and_delete(hub: Hub, skopeo, tmp_path:
     assert layout_blob(back, sha256(image.config)) == image.config
 
     # skopeo delete resolves the tag and deletes the manifest by digest.
-    skopeo("delete", NO_TLS, f"{ref}:v1")
+    skopeo("delete", *REMOTE, f"{ref}:v1")
     assert hub.get(f"/v2/{repo}/manifests/{image.digest}").status_code == 404
-    gone = skopeo("inspect", NO_TLS, "--raw", f"{ref}:v1", check=False)
+    gone = skopeo("inspect", *REMOTE, "--raw", f"{ref}:v1", check=False)
     assert gone.returncode != 0
     assert "manifest unknown" in gone.stderr.lower()
     tags_after = hub.get(f"/v2/{repo}/tags/list").json()
@@ -86,9 +95,9 @@ def test_multi_platform_index_copy_all(hub: Hub, skopeo, tmp_path: Path) -> None
     repo = unique("skopeo-index")
     ref = f"docker://{hub.host}/{repo}:multi"
 
-    skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi", ref)
+    skopeo("copy", "--all", *TO_HUB, f"oci:{tmp_path / 'src'}:multi", ref)
 
-    raw = skopeo("inspect", NO_TLS, "--raw", ref).stdout.encode()
+    raw = skopeo("inspect", *REMOTE, "--raw", ref).stdout.encode()
     assert raw == multi.index
     response = hub.get(f"/v2/{repo}/manifests/multi", headers={"Accept": OCI_INDEX})
     assert response.headers["Content-Type"] == OCI_INDEX
@@ -99,14 +108,14 @@ def test_multi_platform_index_copy_all(hub: Hub, skopeo, tmp_path: Path) -> None
         assert child.content == image.manifest
     # skopeo picks the platform it is asked for out of the index.
     arm = json.loads(
-        skopeo("inspect", NO_TLS, "--override-arch", "arm64", "--override-os", "linux", ref).stdout
+        skopeo("inspect", *REMOTE, "--override-arch", "arm64", "--override-os", "linux", ref).stdout
     )
     assert arm["Digest"] == multi.digest  # skopeo reports the digest of what the tag names
     assert arm["Architecture"] == "arm64"
     assert arm["Layers"] == [layer.digest for layer in images[1].layers]
 
     back = tmp_path / "back"
-    skopeo("copy", "--all", "--src-tls-verify=false", ref, f"oci:{back}:multi")
+    skopeo("copy", "--all", *FROM_HUB, ref, f"oci:{back}:multi")
     entries, blobs = read_layout(back)
     assert [entry["digest"] for entry in entries] == [multi.digest]
     assert blobs[multi.digest] == multi.index
@@ -122,9 +131,9 @@ def test_docker_schema2_conversion(hub: Hub, skopeo, tmp_path: Path) -> None:
     repo = unique("skopeo-v2s2")
     ref = f"docker://{hub.host}/{repo}:v1"
 
-    skopeo("copy", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{source}:v1", ref)
+    skopeo("copy", "--format", "v2s2", *TO_HUB, f"oci:{source}:v1", ref)
 
-    raw = skopeo("inspect", NO_TLS, "--raw", ref).stdout.encode()
+    raw = skopeo("inspect", *REMOTE, "--raw", ref).stdout.encode()
     manifest = json.loads(raw)
     assert manifest["mediaType"] == DOCKER_MANIFEST
     assert manifest["config"]["mediaType"] == DOCKER_CONFIG
@@ -144,7 +153,7 @@ def test_docker_schema2_conversion(hub: Hub, skopeo, tmp_path: Path) -> None:
     ]
 
     back = tmp_path / "back"
-    skopeo("copy", "--src-tls-verify=false", ref, f"dir:{back}")
+    skopeo("copy", *FROM_HUB, ref, f"dir:{back}")
     assert json.loads((back / "manifest.json").read_bytes()) == manifest
     for layer in image.layers:
         assert (back / layer.digest.removeprefix("sha256:")).read_bytes() == layer.blob

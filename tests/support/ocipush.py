@@ -16,10 +16,15 @@ from urllib.parse import urljoin
 
 import requests
 
+from tests.support.servers import ADMIN_PASSWORD, ADMIN_USER
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 TIMEOUT = 60
+# What a Client signs in with unless told otherwise: the test node's site administrator,
+# as Basic credentials sent straight to /v2/ (no token dance).
+ADMIN_AUTH = (ADMIN_USER, ADMIN_PASSWORD)
 
 
 def sha256(data: bytes) -> str:
@@ -91,11 +96,24 @@ class Image:
 
 
 class Client:
-    """One client of one registry node; `session` keeps connections alive like real clients."""
+    """One client of one registry node; `session` keeps connections alive like real clients.
 
-    def __init__(self, base_url: str, session: requests.Session | None = None) -> None:
+    A new session signs every request in with `auth` (Basic; the site administrator by
+    default, `auth=None` for an anonymous client); a given `session` keeps its own.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        session: requests.Session | None = None,
+        *,
+        auth: tuple[str, str] | None = ADMIN_AUTH,
+    ) -> None:
         self.base = base_url.rstrip("/")
-        self.http = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            session.auth = auth
+        self.http = session
 
     def url(self, path_or_location: str) -> str:
         return urljoin(self.base + "/", path_or_location)

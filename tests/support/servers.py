@@ -17,6 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
+def on_this_tree(env: dict[str, str]) -> dict[str, str]:
+    """`env` with this work tree first on PYTHONPATH, for the `hub` commands the tests run.
+
+    The virtualenv's `hub` entry point imports whichever checkout the virtualenv was
+    installed from (an editable install of another work tree, say); the tests must serve
+    the code they sit next to.
+    """
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
+    return {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), *paths])}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -142,7 +153,7 @@ def start_hub(
     """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "HUB_DATA_DIR": str(data_dir), **(env or {})}
+    full_env = on_this_tree({**os.environ, "HUB_DATA_DIR": str(data_dir), **(env or {})})
     full_env.pop("DJANGO_SETTINGS_MODULE", None)
     if admin:
         ensure_admin(full_env)

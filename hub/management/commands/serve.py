@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from django.core.management import call_command
@@ -23,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
-        from hub.server import HubServer, gunicorn_options
+        from hub.server import gunicorn_options
 
         cpus = os.cpu_count() or 1
         workers = options["workers"] or env_int("HUB_WEB_WORKERS", min(max(cpus, 2), 8), minimum=1)
@@ -31,6 +32,13 @@ class Command(BaseCommand):
         bind = options["bind"]
         if ":" not in bind and not bind.startswith("unix:"):
             raise CommandError(f"--bind must be HOST:PORT (got {bind!r})")
+        gunicorn_options(bind=bind, workers=workers, threads=threads)  # bad settings stop us here
         self.stdout.write(f"Hub serving on http://{bind}/ ({workers} workers x {threads} threads)")
         self.stdout.flush()
-        HubServer(gunicorn_options(bind=bind, workers=workers, threads=threads)).run()
+        sys.stderr.flush()
+        # Start afresh as a bare gunicorn master: this process has loaded Django and every
+        # app to migrate, and each forked worker would carry that weight again. The workers
+        # load the app themselves. Fewer malloc arenas keep threaded workers' memory flat.
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+        argv = ["--bind", bind, "--workers", str(workers), "--threads", str(threads)]
+        os.execv(sys.executable, [sys.executable, "-m", "hub.server", *argv])  # noqa: S606
