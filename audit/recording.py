@@ -106,7 +106,7 @@ def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(details or {}, default=str))  # type: ignore[no-any-return]
 
 
-def record(
+def build(
     *,
     action: str,
     outcome: str = "success",
@@ -118,13 +118,14 @@ def record(
     actor: Actor | None = None,
     request: HttpRequest | None = None,
 ) -> Event:
+    """The event, filled from the arguments and the request context, not yet saved."""
     ctx = current()
     if request is not None and (ctx is None or ctx.request is not request):
         ctx = context_for(request)
     if actor is None and ctx is not None:
         actor = ctx.actor or actor_from_django_request(ctx.request)
     chain, org_name = chain_for(organisation, repository)
-    return Event.objects.create(
+    return Event(
         occurred_at=timezone.now(),
         chain=chain,
         **actor_fields(actor, ctx),
@@ -139,3 +140,9 @@ def record(
         digest=(digest or "")[:200],
         details=_jsonable(details),
     )
+
+
+def record(**kwargs: Any) -> Event:
+    event = build(**kwargs)
+    event.save(force_insert=True)
+    return event

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-import audit
+from audit.pulls import record_pull
 from registry import access
 from registry.errors import RegistryError
 from registry.models import Repository
@@ -42,8 +42,9 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
         raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
     if request.method == "GET":
-        # One INSERT in autocommit: a pull is never wrapped in a transaction.
-        audit.record(action="manifest.pull", repository=name, tag=tag, digest=row.digest)
+        record_pull(
+            request=request, action="manifest.pull", repository=name, tag=tag, digest=row.digest
+        )
     headers = {"Docker-Content-Digest": row.digest, "ETag": f'"{row.digest}"'}
     response = HttpResponse(row.content or b"", content_type=row.media_type, headers=headers)
     response["Content-Length"] = str(row.size)

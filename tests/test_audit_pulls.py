@@ -1,0 +1,45 @@
+"""Pull events under a server are queued and written together, none lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import RequestFactory
+
+from audit import pulls
+from audit.models import Event
+
+pytestmark = pytest.mark.django_db
+
+
+def _served_request() -> Any:
+    request = RequestFactory().get("/v2/acme/app/manifests/v1", REMOTE_ADDR="192.0.2.7")
+    request.META["gunicorn.socket"] = object()  # as when gunicorn serves it
+    return request
+
+
+def test_it_queues_pulls_under_a_server_and_writes_them_together(settings: Any) -> None:
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 3_600_000  # the thread stays asleep: we flush by hand
+    for i in range(3):
+        pulls.record_pull(
+            request=_served_request(),
+            action="manifest.pull",
+            repository="acme/app",
+            tag="v1",
+            digest=f"sha256:{i:064x}",
+        )
+    assert not Event.objects.filter(action="manifest.pull").exists()
+    assert pulls.flush() == 3
+    events = Event.objects.filter(action="manifest.pull").order_by("id")
+    assert [e.digest for e in events] == [f"sha256:{i:064x}" for i in range(3)]
+    assert {e.client_address for e in events} == {"192.0.2.7"}
+    assert pulls.flush() == 0
+
+
+def test_it_writes_each_pull_at_once_when_batching_is_off(settings: Any) -> None:
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 0
+    pulls.record_pull(
+        request=_served_request(), action="manifest.pull", repository="acme/app", digest="d"
+    )
+    assert Event.objects.filter(action="manifest.pull").count() == 1
