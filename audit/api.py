@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import exporting
+from audit.canonical import CONTENT_FIELDS
 from audit.models import Event
 from audit.queries import (
     FILTERS,
@@ -34,27 +35,8 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = [
-            "id",
-            "occurred_at",
-            "chain",
-            "seq",
-            "actor_kind",
-            "actor_id",
-            "actor_name",
-            "auth_method",
-            "token_id",
-            "client_address",
-            "user_agent",
-            "request_id",
-            "action",
-            "outcome",
-            "organisation",
-            "repository",
-            "tag",
-            "digest",
-            "details",
-        ]
+        # The hashed content, with the event's place in its chain after `chain`.
+        fields = [*CONTENT_FIELDS[:3], "seq", *CONTENT_FIELDS[3:]]
 
     def get_seq(self, event: Event) -> int | None:
         seal = getattr(event, "seal", None)
