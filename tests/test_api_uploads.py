@@ -384,3 +384,29 @@ def test_it_refuses_an_invalid_content_length(client, length: str) -> None:
         "PATCH", location, b"", content_type="application/octet-stream", CONTENT_LENGTH=length
     )
     assert_error(response, 400, "SIZE_INVALID")
+
+
+def test_it_answers_a_full_disk_with_a_spec_error_and_keeps_the_session(
+    client, monkeypatch
+) -> None:
+    import errno
+    import os as os_module
+
+    from registry.storage import filesystem
+
+    location = start_upload(client, NAME)
+    assert patch_chunk(client, location, DATA[:1000], "0-999").status_code == 202
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, os_module.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(filesystem, "_write_all", full)
+    response = patch_chunk(client, location, DATA[1000:3000], "1000-2999")
+    error = assert_error(response, 503, "UNSUPPORTED")
+    assert "No space left" in error["message"]
+    monkeypatch.undo()
+    # Nothing half-written counts: the session goes on from where it was.
+    assert client.get(location)["Range"] == "0-999"
+    assert patch_chunk(client, location, DATA[1000:], f"1000-{len(DATA) - 1}").status_code == 202
+    digest = digest_of(DATA)
+    assert client.put(with_query(location, digest=digest)).status_code == 201

@@ -67,10 +67,13 @@ def registry_view(*methods: str) -> Callable[[View], View]:
                     response.content = b""
             except IncompleteBody as exc:
                 response = error_response(RegistryError("SIZE_INVALID", str(exc)))
-            except StorageError as exc:
+            except (StorageError, OSError) as exc:
+                # The store failed (or the disk is full): the session keeps its last good
+                # state, and the client is told to retry rather than shown a 500.
                 log.exception("storage failure")
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 response = error_response(
-                    RegistryError("UNSUPPORTED", f"storage unavailable: {exc}", status=503)
+                    RegistryError("UNSUPPORTED", f"storage unavailable: {reason}", status=503)
                 )
                 response["Retry-After"] = "5"
             response[API_VERSION[0]] = API_VERSION[1]
