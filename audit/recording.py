@@ -16,6 +16,7 @@ from teams.permissions import Actor
 # Whose a namespace is, remembered briefly: every pull records an event, and a name
 # changes owner only when an organisation or user is deleted and the name reused.
 _NAMESPACE_TTL = 30.0
+_UNKNOWN_TTL = 5.0
 _namespaces: dict[str, tuple[float, str]] = {}
 
 
@@ -28,10 +29,12 @@ def _namespace_kind(name: str) -> str:
 
     row = Namespace.objects.filter(name=name).values_list("organisation_id", "user_id").first()
     kind = "" if row is None else ("org" if row[0] is not None else "user")
-    if kind:  # an unknown name may be taken any moment: never remembered
-        if len(_namespaces) > 10_000:
-            _namespaces.clear()
-        _namespaces[name] = (now + _NAMESPACE_TTL, kind)
+    # An unknown name may be taken any moment, so it is remembered only briefly: its
+    # repositories' events go to the site chain until then (nothing is lost or hidden).
+    ttl = _NAMESPACE_TTL if kind else _UNKNOWN_TTL
+    if len(_namespaces) > 10_000:
+        _namespaces.clear()
+    _namespaces[name] = (now + ttl, kind)
     return kind
 
 

@@ -77,6 +77,8 @@ def registry_view(*methods: str) -> Callable[[View], View]:
                 )
                 response["Retry-After"] = "5"
             response[API_VERSION[0]] = API_VERSION[1]
+            if not response.streaming and not response.has_header("Content-Length"):
+                response["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
             _drain_unread_body(request)
             return response
 
