@@ -41,7 +41,7 @@ def new_token_secret() -> str:
 
 
 _verified_passwords: dict[str, float] = {}
-_recent_pairs: dict[str, float] = {}
+_recent_actors: dict[str, tuple[float, Actor]] = {}
 _lock = threading.Lock()
 _MAX_REMEMBERED = 10_000
 
@@ -50,7 +50,7 @@ def forget_verified() -> None:
     """Drop every remembered password (tests; and a process may call it on demand)."""
     with _lock:
         _verified_passwords.clear()
-        _recent_pairs.clear()
+        _recent_actors.clear()
 
 
 def _remember_key(username: str, password: str, stored_hash: str) -> str:
@@ -77,11 +77,7 @@ def _password_ok(user: Any, password: str) -> bool:
         with _lock:
             if len(_verified_passwords) >= _MAX_REMEMBERED:
                 _verified_passwords.clear()
-                _recent_pairs.clear()
             _verified_passwords[key] = now + settings.HUB_AUTH_CACHE_SECONDS
-            _recent_pairs[_pair_key(str(user.username), password)] = (
-                now + settings.HUB_AUTH_CACHE_SECONDS
-            )
     return True
 
 
@@ -169,10 +165,17 @@ def authenticate(*, username: str, password: str, address: str) -> Actor:
     """verify(), with failures counted and too many of them refused (RateLimited).
 
     Tokens are too long to guess, so only password attempts wait on the failure
-    count (one cache read); a password verified moments ago skips even that.
+    count (one cache read). A password that passed the full check is remembered with
+    its actor for HUB_AUTH_CACHE_SECONDS, so Basic credentials on every request cost
+    no database work: on this process a change to the user ends that at once (a
+    signal), on other processes within HUB_AUTH_CACHE_SECONDS. Tokens are looked up
+    every time, so revoking one takes effect at once everywhere.
     """
     is_password = "+" not in username and not password.startswith(TOKEN_PREFIX)
-    if is_password and not _recently_verified(username, password):
+    if is_password:
+        remembered = _recent_actors.get(_pair_key(username, password))
+        if remembered is not None and remembered[0] > time.monotonic():
+            return remembered[1]
         check_rate(username, address)
     try:
         actor = verify(username, password)
@@ -181,13 +184,13 @@ def authenticate(*, username: str, password: str, address: str) -> Actor:
     if actor is None:
         record_failure(username, address)
         raise AuthenticationFailed("invalid username or password")
+    if actor.method == "password" and settings.HUB_AUTH_CACHE_SECONDS:
+        with _lock:
+            if len(_recent_actors) >= _MAX_REMEMBERED:
+                _recent_actors.clear()
+            expiry = time.monotonic() + settings.HUB_AUTH_CACHE_SECONDS
+            _recent_actors[_pair_key(username, password)] = (expiry, actor)
     return actor
-
-
-def _recently_verified(username: str, password: str) -> bool:
-    """Whether this exact pair passed a full check recently (the stored hash is checked later)."""
-    now = time.monotonic()
-    return _recent_pairs.get(_pair_key(username, password), 0.0) > now
 
 
 def _pair_key(username: str, password: str) -> str:

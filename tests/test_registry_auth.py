@@ -340,3 +340,15 @@ def test_it_denies_a_bearer_reader_what_its_holder_may_not_do(
 
 def test_it_answers_any_path_with_a_spec_error(people: People) -> None:
     assert_error(as_user("bob").get("/v2/\n/tags/list"), 404)
+
+
+def test_it_forgets_a_remembered_password_when_the_user_changes(people: People) -> None:
+    client = as_user("bob")
+    assert client.get("/v2/").status_code == 200  # checked in full, then remembered
+    people.bob.set_password("a-new-password-1")
+    people.bob.save()
+    assert client.get("/v2/").status_code == 401
+    assert as_user("bob", "a-new-password-1").get("/v2/").status_code == 200
+    people.bob.is_active = False
+    people.bob.save()
+    assert as_user("bob", "a-new-password-1").get("/v2/").status_code == 401
