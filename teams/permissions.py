@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery
 
-from teams.models import Level, Membership, Namespace, Organisation, RepositoryGrant, Team
+from teams.models import (
+    Level,
+    Membership,
+    Namespace,
+    Organisation,
+    RepositoryGrant,
+    Team,
+    TeamMember,
+)
 
 if TYPE_CHECKING:
     from accounts.models import AccessToken, Robot
@@ -110,6 +118,11 @@ def valid_scope_pattern(pattern: str) -> bool:
 # --- repository levels ----------------------------------------------------------------------
 
 
+def _teams_of(user: Any) -> QuerySet[TeamMember, Any]:
+    # A subquery (IN), not a join: the database can use the indexes on both sides.
+    return TeamMember.objects.filter(user=user).values("team_id")
+
+
 def _grants_for(actor: Actor) -> QuerySet[RepositoryGrant] | None:
     """The grants that count for this actor (None: none can)."""
     if actor.robot is not None:
@@ -119,7 +132,7 @@ def _grants_for(actor: Actor) -> QuerySet[RepositoryGrant] | None:
     user = actor.user
     if user is None or not user.is_active:
         return None
-    return RepositoryGrant.objects.filter(Q(user=user) | Q(team__members__user=user))
+    return RepositoryGrant.objects.filter(Q(user=user) | Q(team__in=_teams_of(user)))
 
 
 def _base_level(actor: Actor, repository: Repository) -> Level:
@@ -263,7 +276,7 @@ def visible_repositories(actor: Actor) -> QuerySet[Repository]:
             role=Membership.Role.OWNER,
         )
         grant = RepositoryGrant.objects.filter(repository=OuterRef("pk")).filter(
-            Q(user=user) | Q(team__members__user=user)
+            Q(user=user) | Q(team__in=_teams_of(user))
         )
         visible = qs.filter(
             Q(visibility="public") | Q(namespace__user=user) | Exists(owner_of) | Exists(grant)
