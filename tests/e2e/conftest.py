@@ -22,13 +22,21 @@ import requests
 
 from tests.e2e.clients import RecordingProxy, need_tool, run
 from tests.support.databases import fresh_database
-from tests.support.servers import ADMIN_CREDS, ADMIN_PASSWORD, ADMIN_USER, HubProcess, start_hub
+from tests.support.servers import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    ROBOT_CREDS,
+    HubProcess,
+    ensure_robot,
+    start_hub,
+)
 
-# The site administrator's credentials as each client takes them.
-SKOPEO_CREDS = f"--creds={ADMIN_CREDS}"
-SKOPEO_SRC_CREDS = f"--src-creds={ADMIN_CREDS}"
-SKOPEO_DEST_CREDS = f"--dest-creds={ADMIN_CREDS}"
-PODMAN_CREDS = f"--creds={ADMIN_CREDS}"
+# The clients work as the organisation's CI robot, with its token (the OCI behaviour of
+# the core is what it is with authentication on); checks read back as the administrator.
+SKOPEO_CREDS = f"--creds={ROBOT_CREDS}"
+SKOPEO_SRC_CREDS = f"--src-creds={ROBOT_CREDS}"
+SKOPEO_DEST_CREDS = f"--dest-creds={ROBOT_CREDS}"
+PODMAN_CREDS = f"--creds={ROBOT_CREDS}"
 
 
 def admin_session() -> requests.Session:
@@ -96,6 +104,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     data_dir = tmp_path_factory.mktemp("hub-e2e")
     with fresh_database(data_dir) as db_env:
         process = start_hub(data_dir, env={**db_env, "HUB_ACCESS_LOG": "-"})
+        ensure_robot(data_dir, db_env)
         try:
             yield Hub(process)
         finally:

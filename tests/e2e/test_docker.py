@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.clients import RecordingProxy
 from tests.e2e.conftest import PODMAN_CREDS, Dockerd, Hub, busybox_context, unique
 from tests.e2e.images import DOCKER_MANIFEST, OCI_MANIFEST, sha256
-from tests.support.servers import ADMIN_PASSWORD, ADMIN_USER
+from tests.support.servers import ROBOT_SECRET, ROBOT_USER
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,7 @@ def docker_login(dockerd: Dockerd) -> Iterator[Callable[[str], object]]:
     def login(registry: str) -> object:
         client = docker.DockerClient(base_url=f"unix://{dockerd.socket}", timeout=300)
         clients.append(client)
-        answer = client.login(username=ADMIN_USER, password=ADMIN_PASSWORD, registry=registry)
+        answer = client.login(username=ROBOT_USER, password=ROBOT_SECRET, registry=registry)
         assert answer.get("Status") == "Login Succeeded", answer
         return client
 

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.clients import RecordingProxy
 from tests.e2e.conftest import Hub, unique
 from tests.e2e.images import OCI_INDEX, OCI_MANIFEST, canonical_json, sha256
-from tests.support.servers import ADMIN_PASSWORD, ADMIN_USER
+from tests.support.servers import ROBOT_SECRET, ROBOT_USER
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +40,8 @@ def oras_client(recording_proxy: RecordingProxy) -> oras.client.OrasClient:
     client = oras.client.OrasClient(
         hostname=recording_proxy.host, insecure=True, auth_backend="basic"
     )
-    client.auth.set_basic_auth(ADMIN_USER, ADMIN_PASSWORD)
-    client.session.auth = (ADMIN_USER, ADMIN_PASSWORD)
+    client.auth.set_basic_auth(ROBOT_USER, ROBOT_SECRET)
+    client.session.auth = (ROBOT_USER, ROBOT_SECRET)
     return client
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -135,6 +136,40 @@ def ensure_admin(env: dict[str, str]) -> None:
     )
     if created.returncode != 0 and "already taken" not in created.stderr:
         raise RuntimeError(f"createsuperuser failed: {created.stderr}")
+
+
+# A CI robot of the organisation `e2e`, which may create repositories there: the real
+# clients push and pull `e2e/...` with its token, as a pipeline would.
+ROBOT_USER = "e2e+ci"
+ROBOT_SECRET = "hubt_" + secrets.token_urlsafe(32)
+ROBOT_CREDS = f"{ROBOT_USER}:{ROBOT_SECRET}"
+
+
+def ensure_robot(data_dir: Path, env: dict[str, str] | None = None) -> None:
+    """Create organisation `e2e` (owned by the administrator) and its robot `ci`."""
+    full_env = on_this_tree({**os.environ, "HUB_DATA_DIR": str(data_dir), **(env or {})})
+    full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    script = (
+        "from django.contrib.auth import get_user_model\n"
+        "from accounts.actions import robot_create\n"
+        "from accounts.models import AccessToken, hash_token\n"
+        "from teams.actions import organisation_create\n"
+        f"root = get_user_model().objects.get(username={ADMIN_USER!r})\n"
+        "org = organisation_create(name='e2e', owner=root)\n"
+        "robot = robot_create(organisation=org, name='ci', created_by=root, may_create=True)\n"
+        f"secret = {ROBOT_SECRET!r}\n"
+        "AccessToken.objects.create(robot=robot, name='e2e', prefix=secret[:12],"
+        " secret_hash=hash_token(secret))\n"
+    )
+    done = subprocess.run(
+        [str(VENV_BIN / "hub"), "shell", "-c", script],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"creating the e2e robot failed: {done.stderr}")
 
 
 def start_hub(
