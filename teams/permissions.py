@@ -124,24 +124,26 @@ def _teams_of(user: Any) -> QuerySet[TeamMember, Any]:
     return TeamMember.objects.filter(user=user).values("team_id")
 
 
+def _may_hold_grants(actor: Actor) -> bool:
+    if actor.robot is not None:
+        return actor.robot.disabled_at is None
+    return actor.user is not None and bool(actor.user.is_active)
+
+
 def _grants_for(actor: Actor) -> QuerySet[RepositoryGrant] | None:
     """The grants that count for this actor (None: none can)."""
-    if actor.robot is not None:
-        if actor.robot.disabled_at is not None:
-            return None
-        return RepositoryGrant.objects.filter(robot=actor.robot)
-    user = actor.user
-    if user is None or not user.is_active:
+    if not _may_hold_grants(actor):
         return None
-    return RepositoryGrant.objects.filter(Q(user=user) | Q(team__in=_teams_of(user)))
+    if actor.robot is not None:
+        return RepositoryGrant.objects.filter(robot=actor.robot)
+    return RepositoryGrant.objects.filter(Q(user=actor.user) | Q(team__in=_teams_of(actor.user)))
 
 
 def _base_level(actor: Actor, repository: Repository) -> Level:
     level = Level.READ if repository.visibility == "public" else Level.NONE
     if actor.is_superuser:
         return Level.ADMIN
-    grants = _grants_for(actor)
-    if grants is None:
+    if not _may_hold_grants(actor):
         return level
     namespace = repository.namespace
     if actor.user is not None and namespace is not None:
@@ -159,6 +161,8 @@ def _base_level(actor: Actor, repository: Repository) -> Level:
     if hasattr(repository, "hub_granted"):
         granted = repository.hub_granted
     else:
+        grants = _grants_for(actor)
+        assert grants is not None  # noqa: S101 - _may_hold_grants said so
         granted = grants.filter(repository=repository).aggregate(m=Max("level"))["m"]
     return Level(max(level, granted or 0))
 
@@ -194,7 +198,7 @@ def repository_for(actor: Actor, repository_name: str) -> Repository | None:
 
     params: list[Any] = []
     owner, granted = "NULL", "NULL"
-    if not actor.is_superuser and _grants_for(actor) is not None:
+    if not actor.is_superuser and _may_hold_grants(actor):
         if actor.robot is not None:
             granted = _ROBOT_GRANT_SQL
             params.append(actor.robot.pk)
