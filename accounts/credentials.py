@@ -40,7 +40,6 @@ def new_token_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-_verified_passwords: dict[str, float] = {}
 _recent_actors: dict[str, tuple[float, Actor]] = {}
 _lock = threading.Lock()
 _MAX_REMEMBERED = 10_000
@@ -49,12 +48,7 @@ _MAX_REMEMBERED = 10_000
 def forget_verified() -> None:
     """Drop every remembered password (tests; and a process may call it on demand)."""
     with _lock:
-        _verified_passwords.clear()
         _recent_actors.clear()
-
-
-def _remember_key(username: str, password: str, stored_hash: str) -> str:
-    return hashlib.sha256(f"{username}\0{password}\0{stored_hash}".encode()).hexdigest()
 
 
 class TwoFactorRequired(Exception):
@@ -62,22 +56,12 @@ class TwoFactorRequired(Exception):
 
 
 def _password_ok(user: Any, password: str) -> bool:
-    stored = str(user.password)
-    key = _remember_key(str(user.username), password, stored)
-    now = time.monotonic()
-    expiry = _verified_passwords.get(key)
-    if expiry is not None and expiry > now:
-        return True
-    if not check_password(password, stored):
+    """The full, slow check (authenticate() remembers its result)."""
+    if not check_password(password, str(user.password)):
         return False
     if _has_two_factor(user):
         # A second factor can't be asked for over Basic: such accounts use tokens.
         raise TwoFactorRequired("two-factor is on for this account: use an access token")
-    if settings.HUB_AUTH_CACHE_SECONDS:
-        with _lock:
-            if len(_verified_passwords) >= _MAX_REMEMBERED:
-                _verified_passwords.clear()
-            _verified_passwords[key] = now + settings.HUB_AUTH_CACHE_SECONDS
     return True
 
 

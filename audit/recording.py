@@ -56,23 +56,6 @@ def chain_for(organisation: str | None, repository: str | None) -> tuple[str, st
     return "site", ""
 
 
-def _bearer_token_id(ctx: RequestContext | None) -> int | None:
-    request = ctx.request if ctx is not None else None
-    if request is None:
-        return None
-    scheme, _, value = str(request.META.get("HTTP_AUTHORIZATION", "")).partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    from accounts import jwt_tokens
-
-    try:
-        claims = jwt_tokens.verify(value.strip())  # remembered: no second signature check
-    except jwt_tokens.InvalidToken:
-        return None
-    tid = (claims.get("hub") or {}).get("tid")
-    return tid if isinstance(tid, int) else None
-
-
 def actor_fields(actor: Actor | None, ctx: RequestContext | None) -> dict[str, Any]:
     if actor is None:
         # Not in a request at all: a command or a background job.
@@ -84,7 +67,8 @@ def actor_fields(actor: Actor | None, ctx: RequestContext | None) -> dict[str, A
             "auth_method": "anonymous",
             "token_id": None,
         }
-    token_id = actor.token.pk if actor.token is not None else None
+    # A bearer actor carries the id of the access token its JWT was issued for.
+    token_id = actor.token.pk if actor.token is not None else actor.token_id
     if actor.robot is not None:
         kind, pk, name = "robot", str(actor.robot.pk), actor.robot.username
     elif actor.user is not None:
@@ -94,8 +78,6 @@ def actor_fields(actor: Actor | None, ctx: RequestContext | None) -> dict[str, A
         name = actor.subject_name
     else:
         kind, pk, name = "anonymous", "", "anonymous"
-    if actor.method == "bearer" and token_id is None:
-        token_id = _bearer_token_id(ctx)
     return {
         "actor_kind": kind if kind in ("user", "robot") else "anonymous",
         "actor_id": pk[:64],

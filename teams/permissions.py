@@ -316,7 +316,7 @@ def visible_repositories(actor: Actor) -> QuerySet[Repository]:
     if actor.is_superuser:
         visible = qs
     elif actor.robot is not None and actor.robot.disabled_at is None:
-        robot_grant = RepositoryGrant.objects.filter(repository=OuterRef("pk"), robot=actor.robot)
+        robot_grant = _grants_for(actor).filter(repository=OuterRef("pk"))  # type: ignore[union-attr]
         visible = qs.filter(Q(visibility="public") | Exists(robot_grant))
     elif actor.user is not None and actor.user.is_active:
         user = actor.user
@@ -325,9 +325,7 @@ def visible_repositories(actor: Actor) -> QuerySet[Repository]:
             user=user,
             role=Membership.Role.OWNER,
         )
-        grant = RepositoryGrant.objects.filter(repository=OuterRef("pk")).filter(
-            Q(user=user) | Q(team__in=_teams_of(user))
-        )
+        grant = _grants_for(actor).filter(repository=OuterRef("pk"))  # type: ignore[union-attr]
         visible = qs.filter(
             Q(visibility="public") | Q(namespace__user=user) | Exists(owner_of) | Exists(grant)
         )
