@@ -309,3 +309,20 @@ def test_it_records_a_repository_made_by_its_first_push(people: People) -> None:
     assert actions[0] == "repository.create" and actions[-1] == "blob.upload"
     assert "grant.set" in actions  # alice's admin grant, as the creator
     assert {e.chain for e in events_after(since)} == {"org:acme"}
+
+
+def test_it_records_which_access_token_a_bearer_pull_came_from(people: People) -> None:
+    from accounts.actions import token_create
+
+    push_image(as_user("alice"), "acme/private", "v1", layers=(b"bearer pull",))
+    token, secret = token_create(
+        name="ci", user=people.bob, scopes=[{"repository": "acme/**", "actions": ["pull"]}]
+    )
+    response = Client(HTTP_AUTHORIZATION=basic_auth("bob", secret)).get(
+        "/auth/token", {"service": "hub", "scope": "repository:acme/private:pull"}
+    )
+    jwt = json.loads(response.content)["token"]
+    pulled = Client(HTTP_AUTHORIZATION=f"Bearer {jwt}").get("/v2/acme/private/manifests/v1")
+    assert pulled.status_code == 200
+    event = Event.objects.filter(action="manifest.pull").latest("id")
+    assert (event.actor_name, event.auth_method, event.token_id) == ("bob", "bearer", token.pk)
