@@ -83,6 +83,14 @@ def test_it_takes_a_last_that_is_not_a_tag(client, tagged: list[str]) -> None:
     assert json.loads(response.content)["tags"] == ["latest", "z"]
 
 
+def test_it_answers_an_empty_page_after_the_last_tag(client, tagged: list[str]) -> None:
+    # The repository exists; there is merely nothing after `last`.
+    response = client.get(f"/v2/{NAME}/tags/list?last=zz")
+    assert response.status_code == 200
+    assert json.loads(response.content) == {"name": NAME, "tags": []}
+    assert "Link" not in response
+
+
 def test_it_answers_n_zero_with_an_empty_list_and_no_link(client, tagged: list[str]) -> None:
     response = client.get(f"/v2/{NAME}/tags/list?n=0")
     assert response.status_code == 200

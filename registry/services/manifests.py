@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 
 import audit
 from registry import mediatypes as mt
@@ -260,35 +259,6 @@ def _record_push(
                 digest=manifest.digest,
                 details={"previous_digest": previous[tag]},
             )
-
-
-@dataclass(frozen=True)
-class ManifestRow:
-    digest: str
-    media_type: str
-    size: int
-    content: bytes | None
-
-
-def manifest_lookup(
-    *, repository_name: str, tag: str | None, digest: Digest | None, with_content: bool
-) -> ManifestRow | None:
-    """One indexed query by tag or by digest."""
-    qs: QuerySet[Tag] | QuerySet[Manifest]
-    if tag is not None:
-        qs = Tag.objects.filter(repository__name=repository_name, name=tag)
-        prefix = "manifest__"
-    else:
-        qs = Manifest.objects.filter(repository__name=repository_name, digest=str(digest))
-        prefix = ""
-    fields = [f"{prefix}digest", f"{prefix}media_type", f"{prefix}size"]
-    if with_content:
-        fields.append(f"{prefix}content")
-    row = qs.values_list(*fields).first()
-    if row is None:
-        return None
-    content = bytes(row[3]) if with_content else None
-    return ManifestRow(row[0], row[1], row[2], content)
 
 
 def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest | None) -> bool:

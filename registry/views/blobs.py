@@ -14,7 +14,7 @@ from django.http import (
 )
 
 import audit
-from registry import access
+from registry import access, reads
 from registry.errors import RegistryError
 from registry.models import RepositoryBlob
 from registry.names import check_digest, check_name
@@ -26,11 +26,7 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _blob_size(name: str, digest: str) -> int:
-    size = (
-        RepositoryBlob.objects.filter(repository__name=name, blob__digest=digest)
-        .values_list("blob__size", flat=True)
-        .first()
-    )
+    size = reads.blob_size(repository_name=name, digest=digest)
     if size is None:
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
     return size

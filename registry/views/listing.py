@@ -8,10 +8,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from accounts.request_auth import materialize
-from registry import access
+from registry import access, reads
 from registry import mediatypes as mt
 from registry.errors import RegistryError
-from registry.models import Repository, Tag
 from registry.names import check_digest, check_name
 from registry.services import manifests as svc
 from registry.views.base import json_response, registry_view
@@ -55,14 +54,11 @@ def tags_list(request: HttpRequest, name: str) -> HttpResponse:
     access.require(
         request, name, "pull", hidden=RegistryError("NAME_UNKNOWN", detail={"name": name})
     )
-    repository = Repository.objects.filter(name=name).first()
-    if repository is None:
+    # One row even for n=0: the query also tells an unknown repository apart.
+    names = reads.tag_names(repository_name=name, after=last or None, limit=n + 1)
+    if names is None:
         raise RegistryError("NAME_UNKNOWN", detail={"name": name})
-    qs = Tag.objects.filter(repository=repository)
-    if last:
-        qs = qs.filter(name__gt=last)
-    names = list(qs.order_by("name").values_list("name", flat=True)[: n + 1]) if n else []
-    more = len(names) > n
+    more = n > 0 and len(names) > n
     names = names[:n]
     response = json_response({"name": name, "tags": names})
     return _with_link(response, f"/v2/{name}/tags/list", n, names[-1] if more else None)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from audit.pulls import record_pull
-from registry import access
+from registry import access, reads
 from registry.errors import RegistryError
 from registry.models import Repository
 from registry.names import check_name, parse_reference
@@ -34,8 +34,11 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     access.require(
         request, name, "pull", hidden=RegistryError("NAME_UNKNOWN", detail={"name": name})
     )
-    row = svc.manifest_lookup(
-        repository_name=name, tag=tag, digest=digest, with_content=request.method == "GET"
+    row = reads.manifest_lookup(
+        repository_name=name,
+        tag=tag,
+        digest=str(digest) if digest is not None else None,
+        with_content=request.method == "GET",
     )
     if row is None:
         if not Repository.objects.filter(name=name).exists():
