@@ -39,7 +39,8 @@ def current() -> RequestContext | None:
 
 
 def request_id_for(request: HttpRequest) -> str:
-    given = request.headers.get("X-Request-ID", "").strip()
+    # META rather than request.headers: that builds a dict of every header, per request.
+    given = str(request.META.get("HTTP_X_REQUEST_ID", "")).strip()
     return given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
 
 
@@ -51,7 +52,7 @@ def context_for(request: HttpRequest) -> RequestContext:
         request=request,
         request_id=request_id_for(request),
         client_address=client_address(request)[:64],
-        user_agent=str(request.headers.get("User-Agent", ""))[:512],
+        user_agent=str(request.META.get("HTTP_USER_AGENT", ""))[:512],
     )
 
 

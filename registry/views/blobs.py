@@ -92,7 +92,7 @@ def _download(
     redirect = storage.blob_redirect_url(digest)
     if redirect is not None:
         return HttpResponse(status=307, headers={**headers, "Location": redirect})
-    raw_range = request.headers.get("Range")
+    raw_range = request.META.get("HTTP_RANGE")
     byte_range = _parse_range(raw_range, size) if raw_range else None
     response: HttpResponseBase
     if byte_range is not None and byte_range != (0, size - 1):
