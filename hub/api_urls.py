@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts.api import views as accounts
 from audit import api as audit
+from registry.webhooks import api as webhooks
 from teams.api import organisations, repositories, teams
 
 urlpatterns = [
@@ -54,6 +55,17 @@ urlpatterns = [
         repositories.DefaultGrantDetail.as_view(),
         name="api-default-grant",
     ),
+    path(
+        "orgs/<str:org>/webhooks/",
+        webhooks.OrganisationWebhookList.as_view(),
+        name="api-org-webhooks",
+    ),
+    path("webhooks/<int:hook_id>/", webhooks.WebhookDetail.as_view(), name="api-webhook"),
+    path(
+        "webhooks/<int:hook_id>/deliveries/",
+        webhooks.WebhookDeliveryList.as_view(),
+        name="api-webhook-deliveries",
+    ),
     path("repositories/", repositories.RepositoryList.as_view(), name="api-repositories"),
     # Repository names contain slashes: the most specific patterns come first, so a
     # repository whose last component is "grants" is reached only through its grants.
@@ -61,6 +73,11 @@ urlpatterns = [
         "repositories/<path:name>/grants/<str:subject_type>/<str:subject>/",
         repositories.GrantDetail.as_view(),
         name="api-repository-grant",
+    ),
+    path(
+        "repositories/<path:name>/webhooks/",
+        webhooks.RepositoryWebhookList.as_view(),
+        name="api-repository-webhooks",
     ),
     path(
         "repositories/<path:name>/grants/",

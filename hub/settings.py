@@ -171,6 +171,17 @@ HUB_MANIFEST_MAX_BYTES = env_int("HUB_MANIFEST_MAX_BYTES", 4 * 1024 * 1024, mini
 # fsync finished blobs before they become visible (filesystem backend).
 HUB_FSYNC = env_bool("HUB_FSYNC", True)
 
+# --- Webhooks -------------------------------------------------------------------------------
+
+# Targets on loopback, link-local and private networks are refused unless this is set.
+HUB_WEBHOOK_ALLOW_PRIVATE = env_bool("HUB_WEBHOOK_ALLOW_PRIVATE", False)
+HUB_WEBHOOK_TIMEOUT = env_int("HUB_WEBHOOK_TIMEOUT", 10, minimum=1)
+HUB_WEBHOOK_MAX_ATTEMPTS = env_int("HUB_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1)
+# Seconds before the first retry; each further one waits twice as long (at most an hour).
+HUB_WEBHOOK_RETRY_BASE = env_int("HUB_WEBHOOK_RETRY_BASE", 30, minimum=1)
+# A hook whose deliveries have all failed for this long is switched off.
+HUB_WEBHOOK_DISABLE_AFTER = env_int("HUB_WEBHOOK_DISABLE_AFTER", 24 * 3600, minimum=60)
+
 # --- Accounts and tokens --------------------------------------------------------------------
 
 # The docker token service: issuer and audience of registry bearer tokens.

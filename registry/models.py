@@ -140,3 +140,20 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+# Webhook models live beside their code; importing them here registers them with the app.
+from registry.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402
+
+__all__ = [
+    "Blob",
+    "Manifest",
+    "ManifestChild",
+    "Repository",
+    "RepositoryBlob",
+    "Tag",
+    "Upload",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+]

@@ -16,6 +16,7 @@ from registry.digests import Digest, DigestError, parse_digest
 from registry.errors import RegistryError
 from registry.models import Manifest, ManifestChild, Repository, RepositoryBlob, Tag
 from registry.names import TAG_RE
+from registry.webhooks import dispatch as webhooks
 
 
 @dataclass
@@ -259,6 +260,14 @@ def _record_push(
                 digest=manifest.digest,
                 details={"previous_digest": previous[tag]},
             )
+    webhooks.notify(
+        event="push",
+        repository=repository.name,
+        tag=tags[0] if tags else None,
+        digest=manifest.digest,
+        media_type=manifest.media_type,
+        extra={"tags": tags, "size": manifest.size},
+    )
 
 
 def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest | None) -> bool:
@@ -270,6 +279,9 @@ def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest |
             if deleted:
                 audit.record(
                     action="tag.delete", repository=repository.name, tag=tag, digest=pointed
+                )
+                webhooks.notify(
+                    event="tag_delete", repository=repository.name, tag=tag, digest=pointed
                 )
         else:
             _check_no_parents(repository, str(digest))
@@ -287,6 +299,10 @@ def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest |
                     digest=str(digest),
                     details={"tags": untagged},
                 )
+                for name in untagged:
+                    webhooks.notify(
+                        event="tag_delete", repository=repository.name, tag=name, digest=str(digest)
+                    )
     return bool(deleted)
 
 

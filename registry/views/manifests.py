@@ -14,6 +14,7 @@ from registry.services import manifests as svc
 from registry.services.repositories import repository_get, repository_get_or_create
 from registry.streams import body_chunks, declared_length
 from registry.views.base import registry_view
+from registry.webhooks import dispatch as webhooks
 
 
 @registry_view("GET", "PUT", "DELETE")
@@ -47,6 +48,9 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     if request.method == "GET":
         record_pull(
             request=request, action="manifest.pull", repository=name, tag=tag, digest=row.digest
+        )
+        webhooks.notify(
+            event="pull", repository=name, tag=tag, digest=row.digest, media_type=row.media_type
         )
     headers = {"Docker-Content-Digest": row.digest, "ETag": f'"{row.digest}"'}
     response = HttpResponse(row.content or b"", content_type=row.media_type, headers=headers)

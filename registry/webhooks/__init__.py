@@ -1,0 +1,1 @@
+"""Webhooks: signed HTTP notifications of pushes, tag deletions and pulls."""
