@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts.api import views as accounts
 from audit import api as audit
+from registry.policies import api as policies
 from registry.webhooks import api as webhooks
 from teams.api import organisations, repositories, teams
 
@@ -60,6 +61,12 @@ urlpatterns = [
         webhooks.OrganisationWebhookList.as_view(),
         name="api-org-webhooks",
     ),
+    path("orgs/<str:org>/policy/", policies.OrganisationPolicy.as_view(), name="api-org-policy"),
+    path(
+        "namespaces/<str:namespace>/quota/",
+        policies.NamespaceQuota.as_view(),
+        name="api-namespace-quota",
+    ),
     path("webhooks/<int:hook_id>/", webhooks.WebhookDetail.as_view(), name="api-webhook"),
     path(
         "webhooks/<int:hook_id>/deliveries/",
@@ -73,6 +80,16 @@ urlpatterns = [
         "repositories/<path:name>/grants/<str:subject_type>/<str:subject>/",
         repositories.GrantDetail.as_view(),
         name="api-repository-grant",
+    ),
+    path(
+        "repositories/<path:name>/policy/preview/",
+        policies.RepositoryRetentionPreview.as_view(),
+        name="api-repository-retention-preview",
+    ),
+    path(
+        "repositories/<path:name>/policy/",
+        policies.RepositoryPolicy.as_view(),
+        name="api-repository-policy",
     ),
     path(
         "repositories/<path:name>/webhooks/",

@@ -142,13 +142,16 @@ class Upload(models.Model):
         return str(self.id)
 
 
-# Webhook models live beside their code; importing them here registers them with the app.
+# Webhook and policy models live beside their code; importing them here registers them with the app.
+from registry.policies.models import Policy, Quota  # noqa: E402
 from registry.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402
 
 __all__ = [
     "Blob",
     "Manifest",
     "ManifestChild",
+    "Policy",
+    "Quota",
     "Repository",
     "RepositoryBlob",
     "Tag",

@@ -16,6 +16,7 @@ from registry.digests import Digest, DigestError, parse_digest
 from registry.errors import RegistryError
 from registry.models import Manifest, ManifestChild, Repository, RepositoryBlob, Tag
 from registry.names import TAG_RE
+from registry.policies import rules
 from registry.webhooks import dispatch as webhooks
 
 
@@ -223,6 +224,9 @@ def manifest_put(
             .filter(repository=repository, name__in=tags)
             .values_list("name", "manifest__digest")
         )
+        moving = [tag for tag in tags if previous.get(tag) not in (None, digest)]
+        rules.check_tags_may_change(repository, moving, "moved")
+        rules.check_room(repository, incoming=0)
         for tag in tags:
             Tag.objects.update_or_create(
                 repository=repository, name=tag, defaults={"manifest": manifest}
@@ -274,6 +278,8 @@ def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest |
     with transaction.atomic():
         if tag is not None:
             tags = Tag.objects.filter(repository=repository, name=tag)
+            if tags.exists():
+                rules.check_tags_may_change(repository, [tag], "deleted")
             pointed = tags.values_list("manifest__digest", flat=True).first()
             deleted, _ = tags.delete()
             if deleted:
@@ -291,6 +297,7 @@ def manifest_delete(*, repository: Repository, tag: str | None, digest: Digest |
                 .order_by("name")
                 .values_list("name", flat=True)
             )
+            rules.check_tags_may_change(repository, untagged, "deleted")
             deleted, _ = manifests.delete()
             if deleted:
                 audit.record(

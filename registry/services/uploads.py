@@ -25,6 +25,7 @@ import audit
 from registry.digests import Digest, PlainHash, ResumableHash
 from registry.errors import RegistryError
 from registry.models import Blob, Repository, RepositoryBlob, Upload
+from registry.policies import rules
 from registry.storage import get_storage
 from registry.storage.base import StorageState
 
@@ -290,6 +291,11 @@ def upload_finish(
                 "DIGEST_INVALID",
                 detail={"expected": str(digest), "computed": computed, "size": current.size},
             )
+        try:
+            rules.check_room(current.repository, incoming=current.size, digest=str(digest))
+        except RegistryError:
+            upload_discard(upload=current)
+            raise
         lease.confirm(current)  # not cancelled while the last chunk streamed
         storage = get_storage()
         storage.upload_commit(str(current.id), current.storage_state, str(digest))
@@ -359,6 +365,7 @@ def blob_mount(*, repository: Repository, source: Repository, digest: Digest) ->
     blob = Blob.objects.filter(digest=str(digest), repository_links__repository=source).first()
     if blob is None:
         return None
+    rules.check_room(repository, incoming=blob.size, digest=blob.digest)
     with transaction.atomic():
         _link(repository, blob)
         audit.record(

@@ -8,6 +8,7 @@ from registry import access
 from registry.errors import RegistryError
 from registry.models import Repository, Upload
 from registry.names import check_digest, check_name
+from registry.policies import rules
 from registry.services import uploads as svc
 from registry.services.repositories import repository_get, repository_get_or_create
 from registry.streams import body_chunks, declared_length, has_body
@@ -51,7 +52,10 @@ def upload_start(request: HttpRequest, name: str) -> HttpResponse:
     repository = repository_get_or_create(name=name, actor=actor)
     if digest_param is not None:
         digest = check_digest(digest_param)
-        declared_length(request)  # a bad Content-Length is SIZE_INVALID before any work
+        # A bad Content-Length is SIZE_INVALID, and one over quota DENIED, before any work.
+        length = declared_length(request)
+        if length is not None:
+            rules.check_room(repository, incoming=length, digest=str(digest))
         svc.blob_put_monolithic(
             repository=repository, digest=digest, chunks=body_chunks(request), owner=actor.key
         )
@@ -84,6 +88,8 @@ def upload(request: HttpRequest, name: str, upload_id: str) -> HttpResponse:
         return HttpResponse(status=204)
     if request.method == "PATCH":
         length = declared_length(request)
+        if length:
+            rules.check_room(repository, incoming=session.size + length)
         session = svc.upload_append(
             upload=session,
             chunks=body_chunks(request),
@@ -98,6 +104,8 @@ def upload(request: HttpRequest, name: str, upload_id: str) -> HttpResponse:
         raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
     digest = check_digest(digest_param)
     length = declared_length(request)
+    if length:
+        rules.check_room(repository, incoming=session.size + length, digest=str(digest))
     blob = svc.upload_finish(
         upload=session,
         digest=digest,

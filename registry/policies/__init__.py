@@ -1,0 +1,1 @@
+"""Repository and organisation policies: immutable tags, tag retention, namespace quotas."""
