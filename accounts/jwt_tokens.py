@@ -145,5 +145,19 @@ def granted_from_claims(claims: dict[str, Any]) -> dict[str, frozenset[str]]:
         if isinstance(entry, dict) and entry.get("type") == "repository":
             name, actions = entry.get("name"), entry.get("actions")
             if isinstance(name, str) and isinstance(actions, list):
-                granted[name] = frozenset(a for a in actions if isinstance(a, str))
+                # A client may ask for one repository in several scopes (pull,push, then
+                # delete): the token holds all of them, as in distribution.
+                held = frozenset(a for a in actions if isinstance(a, str))
+                granted[name] = granted.get(name, frozenset()) | held
     return granted
+
+
+def holds_catalog(claims: dict[str, Any]) -> bool:
+    """Whether the token may list the catalog (`registry:catalog:*`)."""
+    return any(
+        isinstance(entry, dict)
+        and entry.get("type") == "registry"
+        and entry.get("name") == "catalog"
+        and "*" in (entry.get("actions") or ())
+        for entry in claims.get("access", [])
+    )

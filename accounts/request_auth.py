@@ -55,6 +55,7 @@ def bearer_actor(token: str) -> Actor:
     return Actor(
         method="bearer",
         granted=jwt_tokens.granted_from_claims(claims),
+        catalog=jwt_tokens.holds_catalog(claims),
         subject_key=str(hub.get("key") or ""),
         subject_name=str(claims.get("sub") or ""),
         token_id=token_id if isinstance(token_id, int) else None,

@@ -102,3 +102,63 @@ class Seal(InsertOnly):
 
     def __str__(self) -> str:
         return f"{self.chain}#{self.seq}"
+
+
+class Archive(InsertOnly):
+    """The oldest events of a chain, seq first_seq..last_seq, archived to the blob store as
+    gzip-compressed JSON lines (audit.archives) and removed from the tables in the
+    transaction that wrote this row. The chain continues from `head`."""
+
+    id = models.BigAutoField(primary_key=True)
+    chain = models.CharField(max_length=80)
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField()
+    first_event_id = models.BigIntegerField()
+    last_event_id = models.BigIntegerField()
+    count = models.BigIntegerField()
+    anchor = models.CharField(max_length=64)  # the hash before first_seq (its prev_hash)
+    head = models.CharField(max_length=64)  # the hash of last_seq
+    oldest = models.DateTimeField()
+    newest = models.DateTimeField()
+    cutoff = models.DateTimeField()
+    name = models.CharField(max_length=512, unique=True)  # the object in the blob store
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "first_seq"], name="audit_archive_start")
+        ]
+        indexes = [models.Index(fields=["chain", "last_seq"], name="audit_archive_chain")]
+
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.first_seq}..{self.last_seq}"
+
+
+class ImportedEvent(models.Model):
+    """An archived event read back (`hub audit archive import`) for investigation.
+
+    Kept apart from Event: a chain in audit_event starts after its last archive, so old
+    events put back there would break it. Each row was checked against its archive's
+    hashes on import; it is a copy (the archive stays the record) and may be deleted.
+    """
+
+    archive = models.ForeignKey(Archive, on_delete=models.PROTECT, related_name="imported")
+    event_id = models.BigIntegerField()
+    chain = models.CharField(max_length=80)
+    seq = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    content = models.JSONField()  # the event's hashed fields, as archived
+    imported_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["archive", "seq"], name="audit_imported_seq")
+        ]
+        indexes = [models.Index(fields=["chain", "seq"], name="audit_imported_chain")]
+
+    def __str__(self) -> str:
+        return f"imported {self.chain}#{self.seq}"

@@ -20,10 +20,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.canonical import CONTENT_FIELDS, GENESIS, chain_hash
-from audit.models import Event, Seal
+from audit.models import Archive, Event, Seal
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ FULL_SCAN_EVERY = 300
 BATCH = 5000
 
 
-def _lock(chain: str) -> None:
+def lock_chain(chain: str) -> None:
+    """Hold the chain's sealing lock until the transaction ends (retention takes it too)."""
     if connection.vendor == "postgresql":
         key = int.from_bytes(hashlib.sha256(f"audit:{chain}".encode()).digest()[:8], "big")
         with connection.cursor() as cursor:
@@ -56,8 +58,16 @@ def seal_chain(
 ) -> int:
     """Seal up to `limit` unsealed events of one chain; returns how many."""
     with transaction.atomic():
-        _lock(chain)
+        lock_chain(chain)
         last = Seal.objects.filter(chain=chain).order_by("-seq").values("seq", "hash").first()
+        if last is None:
+            # Every seal may have been archived and removed: go on from the last archive.
+            last = (
+                Archive.objects.filter(chain=chain)
+                .order_by("-last_seq")
+                .values(seq=F("last_seq"), hash=F("head"))
+                .first()
+            )
         seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
         # Plain rows, not model instances: sealing keeps up with a pull per request.
         events = list(

@@ -7,6 +7,10 @@
   than events of its chain sealed more than `grace` ago (the sealer seals in id order
   within seconds, so a real event cannot stay behind).
 
+A chain whose oldest events the retention job archived starts after its last archive,
+from the head that archive recorded (audit.models.Archive; `hub audit archive verify`
+checks the archive itself).
+
 Removing the newest events together with their seals shortens a chain without a gap:
 that is found only against a chain head kept elsewhere (an export, see README).
 """
@@ -22,7 +26,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit.canonical import GENESIS, chain_hash
-from audit.models import Event, Seal
+from audit.models import Archive, Event, Seal
 
 DEFAULT_GRACE = timedelta(minutes=5)
 CHUNK = 2000
@@ -47,6 +51,7 @@ class Report:
     checked: int = 0
     chains: dict[str, int] = field(default_factory=dict)  # chain -> last seq checked
     heads: dict[str, str] = field(default_factory=dict)  # chain -> last hash
+    starts: dict[str, int] = field(default_factory=dict)  # chain -> first seq checked
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -77,10 +82,19 @@ def _seals(chain: str, since: int | None, until: int | None) -> Iterator[list[di
         yield batch
 
 
+def _archived(chain: str) -> tuple[int, str]:
+    """(last seq archived and removed by retention, its hash): (0, GENESIS) if none."""
+    last = Archive.objects.filter(chain=chain).order_by("-last_seq").values("last_seq", "head")
+    row = last.first()
+    return (row["last_seq"], row["head"]) if row else (0, GENESIS)
+
+
 def _start(chain: str, since: int | None) -> tuple[int, str]:
-    """(expected next seq, expected prev_hash) where the walk begins."""
-    if not since or since <= 1:
-        return 1, GENESIS
+    """(expected next seq, expected prev_hash) where the walk begins: after what retention
+    archived, from the head it recorded (the archive itself is checked on its own)."""
+    archived, head = _archived(chain)
+    if not since or since <= archived + 1:
+        return archived + 1, head
     before = Seal.objects.filter(chain=chain, seq=since - 1).values_list("hash", flat=True).first()
     return since, before or ""  # "" when unknown: take the first seal's word for it
 
@@ -93,7 +107,8 @@ def verify_chain(
     until_seq: int | None = None,
     grace: timedelta = DEFAULT_GRACE,
 ) -> None:
-    expected, prev = _start(chain, since_seq)
+    first, prev = _start(chain, since_seq)
+    expected = first
     last_seq: int | None = None
     found: list[Problem] = []
 
@@ -107,6 +122,9 @@ def verify_chain(
             report.checked += 1
             if last_seq is not None and seq == last_seq:
                 problem("inserted", event_id, seq, f"sequence number {seq} is used twice")
+                continue
+            if seq < first:
+                problem("inserted", event_id, seq, f"seq {seq} is archived, yet in the table")
                 continue
             if seq > expected:
                 missing = f"{expected}" if seq == expected + 1 else f"{expected}-{seq - 1}"
@@ -122,9 +140,13 @@ def verify_chain(
             if prev and row["prev_hash"] != prev:
                 problem("altered", event_id, seq, "the seal does not link to the one before")
             prev, expected, last_seq = row["hash"], seq + 1, seq
+    if last_seq is None and since_seq is None and until_seq is None and expected > 1:
+        # Every event of the chain was archived: it ends at the last archive's head.
+        last_seq = expected - 1
     if last_seq is not None:
         report.chains[chain] = last_seq
         report.heads[chain] = prev
+        report.starts[chain] = first
     if since_seq is None and until_seq is None:
         _unsealed_inside(chain, grace, problem)
     report.problems.extend(found)
@@ -149,6 +171,7 @@ def _unsealed_inside(chain: str, grace: timedelta, problem: Any) -> None:
 def chains() -> list[str]:
     names = set(Seal.objects.values_list("chain", flat=True).distinct())
     names |= set(Event.objects.values_list("chain", flat=True).distinct())
+    names |= set(Archive.objects.values_list("chain", flat=True).distinct())
     return sorted(names)
 
 

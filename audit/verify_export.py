@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
 """Check a JSON lines export of Hub's audit trail, offline, with the standard library only.
 
-    python3 verify_export.py audit.jsonl [--head CHAIN=HASH ...] [--allow-gaps]
+    python3 verify_export.py audit.jsonl [--head CHAIN=HASH ...] [--anchor CHAIN=HASH ...]
+                             [--allow-gaps]
 
 Each line is one event's content plus its seal: seq, prev_hash and hash. For every
 line the script recomputes hash = sha256(prev_hash + canonical JSON of the content)
 and, chain by chain in seq order, checks that each line links to the one before it
 (prev_hash == the previous hash, seq contiguous, the first seq 1 starting from 64
 zeros). --head CHAIN=HASH checks a chain ends at a head you wrote down earlier (so
-that removing the newest events shows too). Exit status 0 when all holds, 1 otherwise,
+that removing the newest events shows too). --anchor CHAIN=HASH checks a chain that
+starts after events the retention job archived: its first line may have any seq and
+must follow HASH (the anchor in the archive's manifest, or an earlier archive's head).
+The file may be gzip-compressed (a retention archive) or `-` for standard input.
+Exit status 0 when all holds, 1 otherwise,
 naming the first event that does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import sys
@@ -35,7 +41,10 @@ def line_hash(row: dict[str, Any]) -> str:
 
 
 def check(
-    lines: Iterable[str], heads: dict[str, str] | None = None, allow_gaps: bool = False
+    lines: Iterable[str],
+    heads: dict[str, str] | None = None,
+    allow_gaps: bool = False,
+    anchors: dict[str, str] | None = None,
 ) -> tuple[list[str], dict[str, tuple[int, str]]]:
     """A list of problems (empty when the export holds) and {chain: (last seq, hash)}."""
     problems: list[str] = []
@@ -53,7 +62,10 @@ def check(
         if line_hash(row) != row.get("hash"):
             problems.append(f"{where} altered: content does not match its hash")
         previous = last.get(chain)
-        if previous is None:
+        if previous is None and chain in (anchors or {}):
+            if row["prev_hash"] != (anchors or {})[chain]:
+                problems.append(f"{where} altered: it does not follow the anchor")
+        elif previous is None:
             if seq == 1 and row["prev_hash"] != GENESIS:
                 problems.append(f"{where} altered: the first seal must follow {GENESIS[:8]}...")
             elif seq != 1 and not allow_gaps:
@@ -81,10 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allow-gaps", action="store_true", help="a filtered export: accept seq gaps"
     )
+    parser.add_argument("--anchor", action="append", default=[], metavar="CHAIN=HASH")
     args = parser.parse_args(argv)
     heads = dict(item.split("=", 1) for item in args.head)
-    with open(args.export, encoding="utf-8") as export:
-        problems, last = check(export, heads, args.allow_gaps)
+    anchors = dict(item.split("=", 1) for item in args.anchor)
+    if args.export == "-":
+        problems, last = check(sys.stdin, heads, args.allow_gaps, anchors)
+    else:
+        with open(args.export, "rb") as probe:
+            compressed = probe.read(2) == b"\x1f\x8b"
+        opener = gzip.open if compressed else open
+        with opener(args.export, "rt", encoding="utf-8") as export:
+            problems, last = check(export, heads, args.allow_gaps, anchors)
     for problem in problems:
         print(f"FAIL {problem}")
     if problems:

@@ -278,6 +278,9 @@ HUB_AUDIT_SEAL_INTERVAL = env_int("HUB_AUDIT_SEAL_INTERVAL", 0)
 # Under gunicorn, pull events are queued and inserted together every this many
 # milliseconds (0: each pull is inserted on its own).
 HUB_AUDIT_PULL_FLUSH_MS = env_int("HUB_AUDIT_PULL_FLUSH_MS", 500, minimum=0)
+# Days audit events are kept in the database before `hub audit retention` archives them
+# to the blob store and removes them (0: kept forever). An organisation may set its own.
+HUB_AUDIT_RETENTION_DAYS = env_int("HUB_AUDIT_RETENTION_DAYS", 0, minimum=0)
 
 # --- Management API -------------------------------------------------------------------------
 

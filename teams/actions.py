@@ -85,6 +85,26 @@ def organisation_update(
 
 
 @transaction.atomic
+def organisation_retention_set(*, organisation: Organisation, days: int | None) -> Organisation:
+    """How many days the organisation's audit events are kept (None: the site default,
+    0: forever)."""
+    if days is not None and days < 0:
+        raise ValidationError("retention days must be 0 or more")
+    before = organisation.audit_retention_days
+    organisation.audit_retention_days = days
+    organisation.save(update_fields=["audit_retention_days"])
+    audit.record(
+        action="org.update",
+        organisation=organisation.name,
+        details={
+            "before": {"audit_retention_days": before},
+            "after": {"audit_retention_days": days},
+        },
+    )
+    return organisation
+
+
+@transaction.atomic
 def organisation_delete(*, organisation: Organisation) -> None:
     """Delete an organisation, its namespace, teams, robots; refused while it has repositories."""
     from registry.models import Repository

@@ -29,6 +29,9 @@ class Organisation(models.Model):
     display_name = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Days its audit events are kept before they are archived and removed: None follows
+    # HUB_AUDIT_RETENTION_DAYS, 0 keeps them forever.
+    audit_retention_days = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

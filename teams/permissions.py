@@ -50,6 +50,7 @@ class Actor:
     subject_key: str = ""
     subject_name: str = ""
     token_id: int | None = None  # the access token a bearer token was issued for, if any
+    catalog: bool = False  # a bearer token that may list the catalog
 
     @property
     def is_anonymous(self) -> bool:

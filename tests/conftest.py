@@ -4,6 +4,7 @@ import base64
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,20 +79,64 @@ def storage_backend(request: pytest.FixtureRequest, settings) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def registry_auth(db: None, django_user_model: Any, fast_passwords: None) -> dict[str, str]:
-    """Basic credentials of a site administrator, as test-client keyword arguments."""
-    django_user_model.objects.create_superuser("root", "root@example.com", "root-password")
-    return {"HTTP_AUTHORIZATION": basic_auth("root", "root-password")}
+# The organisation the /v2/ spec tests push to: every repository they use is `library/...`.
+# (An organisation owns exactly one namespace, so the tests live in that one.) `nobody/...`
+# is a namespace no one owns.
+SPEC_ORGANISATION = "library"
+
+
+@dataclass(frozen=True)
+class SpecRobot:
+    """The ordinary actor the spec tests run as: the CI robot `library+ci` and its token."""
+
+    username: str
+    secret: str
+
+    @property
+    def basic(self) -> dict[str, str]:
+        """Basic credentials with the token as password (as `docker login` sends them), as
+        test-client keyword arguments."""
+        return {"HTTP_AUTHORIZATION": basic_auth(self.username, self.secret)}
 
 
 @pytest.fixture
-def client(request: pytest.FixtureRequest) -> Client:
-    """The /v2/ API tests (tests/test_api_*.py) act as a site administrator, so they test
-    the protocol; every other test signs in as whoever it needs, per request."""
-    if request.module.__name__.startswith("tests.test_api_"):
-        return Client(**request.getfixturevalue("registry_auth"))
-    return Client()
+def spec_robot(db: None, django_user_model: Any) -> SpecRobot:
+    """Organisation `library` and its robot `ci`, which may create repositories there (and
+    so administers those it creates). A default grant lets it write repositories made
+    straight in the database (tests.factories), as the organisation's CI would."""
+    from accounts.actions import robot_create, token_create
+    from teams.actions import default_grant_add, organisation_create
+    from teams.models import Level
+
+    # No password: nothing to hash.
+    owner = django_user_model.objects.create_user(f"{SPEC_ORGANISATION}-owner")
+    org = organisation_create(name=SPEC_ORGANISATION, owner=owner)
+    robot = robot_create(organisation=org, name="ci", created_by=owner, may_create=True)
+    default_grant_add(organisation=org, level=Level.WRITE, robot=robot)
+    _, secret = token_create(name="spec-tests", robot=robot)
+    return SpecRobot(robot.username, secret)
+
+
+@pytest.fixture
+def client_auth() -> str:
+    """How the spec tests' client signs in: "basic" (Basic straight to /v2/) or "bearer"
+    (tokens from /auth/token, as docker does); a module overrides this to run both."""
+    return "basic"
+
+
+@pytest.fixture
+def client(request: pytest.FixtureRequest, client_auth: str) -> Client:
+    """The /v2/ API tests (tests/test_api_*.py) act as the robot `library+ci`, an ordinary
+    actor, so they test the protocol through the permission path; every other test signs
+    in as whoever it needs, per request."""
+    if not request.module.__name__.startswith("tests.test_api_"):
+        return Client()
+    robot: SpecRobot = request.getfixturevalue("spec_robot")
+    if client_auth == "bearer":
+        from tests.helpers import BearerClient
+
+        return BearerClient(robot.username, robot.secret)
+    return Client(**robot.basic)
 
 
 @pytest.fixture

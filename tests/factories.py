@@ -9,14 +9,25 @@ import factory
 
 from registry import mediatypes as mt
 from registry.models import Manifest, Repository, Tag
+from teams.actions import repository_created
+from teams.permissions import ANONYMOUS
 
 
 class RepositoryFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Repository
         django_get_or_create = ("name",)
+        skip_postgeneration_save = True
 
-    name = factory.Sequence(lambda n: f"factory/repo-{n:04d}")
+    # In the spec tests' organisation (tests/conftest.py, spec_robot).
+    name = factory.Sequence(lambda n: f"library/factory-{n:04d}")
+
+    @factory.post_generation
+    def filed(obj: Repository, create: bool, extracted: object, **kwargs: object) -> None:
+        """Filed under its namespace with the organisation's default grants, as a push
+        that creates a repository files it."""
+        if create:
+            repository_created(repository=obj, actor=ANONYMOUS)
 
 
 def _empty_index(n: int) -> bytes:

@@ -211,3 +211,53 @@ class ChunkedClient(Client):
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
             environ.pop("CONTENT_LENGTH", None)
         return environ
+
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+class BearerClient(Client):
+    """A test client that signs in as docker does: on a Bearer challenge it asks
+    /auth/token (Basic credentials) for every scope challenged so far, keeps the one token
+    that holds them all, and sends the request again once with it."""
+
+    def __init__(self, username: str, secret: str, **defaults: Any) -> None:
+        super().__init__(**defaults)
+        self._credentials = (username, secret)
+        self._scopes: list[str] = []
+        self.token: str | None = None
+        self.token_requests = 0
+        # docker pings /v2/ first: its challenge is what makes it sign in at all (the
+        # catalog, say, answers anonymous callers without one).
+        assert self.get("/v2/").status_code == 200
+
+    def _fetch_token(self) -> str:
+        from django.conf import settings
+
+        from tests.conftest import basic_auth
+
+        response = Client(HTTP_AUTHORIZATION=basic_auth(*self._credentials)).get(
+            "/auth/token", {"service": settings.HUB_TOKEN_SERVICE, "scope": self._scopes}
+        )
+        assert response.status_code == 200, body(response)
+        self.token_requests += 1
+        return str(json.loads(response.content)["token"])
+
+    def generic(  # type: ignore[override]
+        self, method: str, path: str, data: Any = "", *args: Any, **extra: Any
+    ) -> HttpResponseBase:
+        def send() -> HttpResponseBase:
+            auth = {"HTTP_AUTHORIZATION": f"Bearer {self.token}"} if self.token else {}
+            return super(BearerClient, self).generic(method, path, data, *args, **auth, **extra)
+
+        response = send()
+        challenge = response.get("WWW-Authenticate", "")
+        if response.status_code != 401 or not challenge.startswith("Bearer "):
+            return response
+        scope = dict(_CHALLENGE_PARAM.findall(challenge)).get("scope")
+        if self.token is not None and (scope is None or scope in self._scopes):
+            return response  # the token holds all it could get: a refusal
+        if scope is not None:
+            self._scopes.append(scope)
+        self.token = self._fetch_token()
+        return send()

@@ -6,9 +6,16 @@ import json
 
 import pytest
 
+from tests.conftest import SpecRobot
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["basic", "bearer"])
+def client_auth(request: pytest.FixtureRequest) -> str:
+    """Each test here runs with Basic credentials and with bearer tokens from /auth/token."""
+    return str(request.param)
 
 
 def test_it_answers_the_base_endpoint_with_the_api_version(client) -> None:
@@ -49,13 +56,23 @@ def test_it_refuses_a_name_longer_than_255(client) -> None:
 
 
 def test_it_answers_unknown_repository_with_name_unknown(client) -> None:
-    assert_error(client.get("/v2/nobody/here/tags/list"), 404, "NAME_UNKNOWN")
-    assert_error(client.get("/v2/nobody/here/manifests/latest"), 404, "NAME_UNKNOWN")
+    assert_error(client.get("/v2/library/missing/tags/list"), 404, "NAME_UNKNOWN")
+    assert_error(client.get("/v2/library/missing/manifests/latest"), 404, "NAME_UNKNOWN")
 
 
-def test_it_needs_no_csrf_token_for_writes(registry_auth) -> None:
+def test_it_answers_a_namespace_nobody_owns_as_a_repository_it_may_not_see(
+    client, client_auth: str
+) -> None:
+    # With Basic: as if it did not exist. A bearer token holds nothing for it, so the
+    # token endpoint gave nothing and the answer stays 401, as for a private repository.
+    status, code = {"basic": (404, "NAME_UNKNOWN"), "bearer": (401, "UNAUTHORIZED")}[client_auth]
+    assert_error(client.get("/v2/nobody/here/tags/list"), status, code)
+    assert_error(client.get("/v2/nobody/here/manifests/latest"), status, code)
+
+
+def test_it_needs_no_csrf_token_for_writes(spec_robot: SpecRobot) -> None:
     from django.test import Client
 
-    strict = Client(enforce_csrf_checks=True, **registry_auth)
-    response = strict.post("/v2/csrf/blobs/uploads/")
+    strict = Client(enforce_csrf_checks=True, **spec_robot.basic)
+    response = strict.post("/v2/library/csrf/blobs/uploads/")
     assert response.status_code == 202

@@ -86,9 +86,9 @@ def test_it_refuses_an_invalid_digest(client, pushed: str) -> None:
 
 
 def test_it_serves_a_blob_only_through_repositories_that_link_it(client, pushed: str) -> None:
-    push_blob(client, "other/repo", b"something else")
-    assert_error(client.get(f"/v2/other/repo/blobs/{pushed}"), 404, "BLOB_UNKNOWN")
-    assert client.head(f"/v2/other/repo/blobs/{pushed}").status_code == 404
+    push_blob(client, "library/other", b"something else")
+    assert_error(client.get(f"/v2/library/other/blobs/{pushed}"), 404, "BLOB_UNKNOWN")
+    assert client.head(f"/v2/library/other/blobs/{pushed}").status_code == 404
     assert_error(client.get(f"/v2/nobody/blobs/{pushed}"), 404, "BLOB_UNKNOWN")
 
 
@@ -102,9 +102,9 @@ def test_it_deletes_a_blob_with_202_then_answers_blob_unknown(client, pushed: st
 
 
 def test_it_deletes_the_link_of_one_repository_only(client, pushed: str) -> None:
-    push_blob(client, "other/repo", DATA)
+    push_blob(client, "library/other", DATA)
     assert client.delete(f"/v2/library/blobs/blobs/{pushed}").status_code == 202
-    response = client.get(f"/v2/other/repo/blobs/{pushed}")
+    response = client.get(f"/v2/library/other/blobs/{pushed}")
     assert response.status_code == 200
     assert body(response) == DATA
 

@@ -20,6 +20,14 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(params=["basic", "bearer"])
+def client_auth(request: pytest.FixtureRequest) -> str:
+    """Listing runs with Basic credentials and with bearer tokens (the catalog has its own
+    scope)."""
+    return str(request.param)
+
+
 NAME = "library/listing"
 TAGS = ["1.0", "1.1", "A", "B", "_x", "a", "b-c", "b_c", "latest", "z"]
 
@@ -113,14 +121,14 @@ def test_it_refuses_a_bad_n(client, tagged: list[str], n: str) -> None:
 
 
 def test_it_answers_tags_of_an_unknown_repository_with_name_unknown(client) -> None:
-    assert_error(client.get("/v2/nobody/tags/list"), 404, "NAME_UNKNOWN")
+    assert_error(client.get("/v2/library/missing/tags/list"), 404, "NAME_UNKNOWN")
 
 
 def test_it_lists_many_tags_made_by_factories(client, settings) -> None:
     settings.HUB_PAGE_SIZE_MAX = 50
-    repository = RepositoryFactory(name="factory/many")
+    repository = RepositoryFactory(name="library/many")
     names = sorted(TagFactory(repository=repository).name for _ in range(60))
-    response = client.get("/v2/factory/many/tags/list")
+    response = client.get("/v2/library/many/tags/list")
     assert json.loads(response.content)["tags"] == names[:50]
     response = client.get(_next_link(response))
     assert json.loads(response.content)["tags"] == names[50:]
@@ -128,8 +136,8 @@ def test_it_lists_many_tags_made_by_factories(client, settings) -> None:
 
 
 def test_it_lists_the_catalog(client, settings) -> None:
-    names = sorted(RepositoryFactory().name for _ in range(7)) + ["zz/last"]
-    RepositoryFactory(name="zz/last")
+    names = sorted(RepositoryFactory().name for _ in range(7)) + ["library/zz/last"]
+    RepositoryFactory(name="library/zz/last")
     response = client.get("/v2/_catalog")
     assert response.status_code == 200
     assert json.loads(response.content) == {"repositories": names}
@@ -194,7 +202,7 @@ def test_it_answers_referrers_of_an_unknown_digest_with_an_empty_index(client, s
 
 
 def test_it_answers_referrers_in_an_unknown_repository_with_an_empty_index(client) -> None:
-    response = client.get(f"/v2/nobody/referrers/{digest_of(b'x')}")
+    response = client.get(f"/v2/library/missing/referrers/{digest_of(b'x')}")
     assert response.status_code in (200, 404)
     if response.status_code == 200:
         assert json.loads(response.content)["manifests"] == []
@@ -276,7 +284,7 @@ def test_it_drops_a_deleted_referrer(client, subject) -> None:
 
 def test_it_keeps_referrers_per_repository(client, subject) -> None:
     _push_referrer(client, subject, config=b"here")
-    response = client.get(f"/v2/other/repo/referrers/{subject['digest']}")
+    response = client.get(f"/v2/library/other/referrers/{subject['digest']}")
     if response.status_code == 200:
         assert json.loads(response.content)["manifests"] == []
     else:

@@ -205,7 +205,7 @@ def test_it_refuses_a_manifest_whose_blob_is_missing(client) -> None:
 
 
 def test_it_refuses_a_manifest_whose_blob_is_in_another_repository(client) -> None:
-    content = image_manifest(client, "other/repo")
+    content = image_manifest(client, "library/other")
     assert_error(put_manifest(client, NAME, "other", content), 404, "MANIFEST_BLOB_UNKNOWN")
 
 
@@ -284,9 +284,9 @@ def test_it_answers_an_unknown_manifest_with_manifest_unknown(client) -> None:
 
 def test_it_does_not_serve_a_manifest_through_another_repository(client) -> None:
     _, digest = push_image(client, NAME)
-    push_image(client, "other/repo", "other", config=b"other")
-    assert_error(client.get(f"/v2/other/repo/manifests/{digest}"), 404, "MANIFEST_UNKNOWN")
-    assert_error(client.get("/v2/other/repo/manifests/latest"), 404, "MANIFEST_UNKNOWN")
+    push_image(client, "library/other", "other", config=b"other")
+    assert_error(client.get(f"/v2/library/other/manifests/{digest}"), 404, "MANIFEST_UNKNOWN")
+    assert_error(client.get("/v2/library/other/manifests/latest"), 404, "MANIFEST_UNKNOWN")
 
 
 def test_it_deletes_a_tag_and_keeps_the_manifest(client) -> None:

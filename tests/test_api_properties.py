@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from registry import mediatypes as mt
+from tests.conftest import SpecRobot
 from tests.helpers import assert_error, body, digest_of, push_image, start_upload
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-NAME = "prop/repo"
+NAME = "library/prop"
 
 # Header values travel as latin-1 on the wire.
 header_text = st.text(st.characters(min_codepoint=0, max_codepoint=255), max_size=60)
@@ -36,11 +37,12 @@ digests = st.one_of(
     ),
     st.builds(lambda d: digest_of(d), st.binary(max_size=8)),
 )
+name_parts = st.text("abcXYZ09._-é/", min_size=0, max_size=12)
 names = st.one_of(
     any_text,
-    st.lists(st.text("abcXYZ09._-é/", min_size=0, max_size=12), min_size=1, max_size=30).map(
-        "/".join
-    ),
+    st.lists(name_parts, min_size=1, max_size=30).map("/".join),
+    # Names in the organisation the client may create repositories in.
+    st.lists(name_parts, min_size=1, max_size=6).map(lambda parts: "library/" + "/".join(parts)),
 )
 integers = st.one_of(st.integers(-5, 10**6), st.integers(-(2**70), 2**70))
 
@@ -52,9 +54,9 @@ def seeded(client) -> dict[str, str]:
 
 
 @pytest.fixture
-def raw(registry_auth: dict[str, str]) -> Client:
+def raw(spec_robot: SpecRobot) -> Client:
     """A client that hands back a 500 instead of raising the view's exception."""
-    return Client(raise_request_exception=False, **registry_auth)
+    return Client(raise_request_exception=False, **spec_robot.basic)
 
 
 def check(response) -> None:
@@ -79,7 +81,7 @@ def test_it_survives_any_repository_name(raw, seeded, name: str, method: str) ->
         f"{base}/referrers/{seeded['manifest']}",
     ):
         check(raw.generic(method, path, b"", content_type="application/octet-stream"))
-    check(raw.post(f"/v2/other/blobs/uploads/?mount={seeded['blob']}&from={quote(name)}"))
+    check(raw.post(f"/v2/library/other/blobs/uploads/?mount={seeded['blob']}&from={quote(name)}"))
 
 
 @SETTINGS

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from registry.models import Blob, RepositoryBlob, Upload
+from tests.conftest import SpecRobot
 from tests.helpers import (
     ChunkedClient,
     assert_error,
@@ -186,18 +187,18 @@ def test_it_answers_an_unknown_or_malformed_upload_id(client) -> None:
 def test_it_answers_an_upload_id_used_on_another_repository(client) -> None:
     location = start_upload(client, NAME)
     upload_id = location.rsplit("/", 1)[1]
-    start_upload(client, "other/repo")
+    start_upload(client, "library/other")
     assert_error(
-        client.get(f"/v2/other/repo/blobs/uploads/{upload_id}"), 404, "BLOB_UPLOAD_UNKNOWN"
+        client.get(f"/v2/library/other/blobs/uploads/{upload_id}"), 404, "BLOB_UPLOAD_UNKNOWN"
     )
-    response = patch_chunk(client, f"/v2/other/repo/blobs/uploads/{upload_id}", b"x")
+    response = patch_chunk(client, f"/v2/library/other/blobs/uploads/{upload_id}", b"x")
     assert_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
     assert client.get(location).status_code == 204
 
 
 def test_it_mounts_a_blob_from_another_repository(client, storage_backend: str) -> None:
-    digest = push_blob(client, "source/repo", DATA)
-    response = client.post(f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=source/repo")
+    digest = push_blob(client, "library/source", DATA)
+    response = client.post(f"/v2/{NAME}/blobs/uploads/?mount={digest}&from=library/source")
     assert response.status_code == 201
     assert response["Location"] == f"/v2/{NAME}/blobs/{digest}"
     assert response["Docker-Content-Digest"] == digest
@@ -209,14 +210,14 @@ def test_it_mounts_a_blob_from_another_repository(client, storage_backend: str) 
     "query",
     [
         "mount={digest}&from=nowhere/repo",  # no such repository
-        "mount={missing}&from=source/repo",  # not in that repository
-        "mount={digest}&from=other/repo",  # in the registry, not in `from`
+        "mount={missing}&from=library/source",  # not in that repository
+        "mount={digest}&from=library/other",  # in the registry, not in `from`
     ],
 )
 def test_it_falls_back_to_a_session_when_it_cannot_mount(client, query: str) -> None:
-    digest = push_blob(client, "source/repo", b"only in source")
-    push_blob(client, "third/repo", b"third")
-    client.post("/v2/other/repo/blobs/uploads/")
+    digest = push_blob(client, "library/source", b"only in source")
+    push_blob(client, "library/third", b"third")
+    client.post("/v2/library/other/blobs/uploads/")
     missing = digest_of(b"missing")
     response = client.post(
         f"/v2/{NAME}/blobs/uploads/?" + query.format(digest=digest, missing=missing)
@@ -235,7 +236,7 @@ def test_it_takes_a_zero_length_blob(client, storage_backend: str) -> None:
     assert response.status_code == 200
     assert response["Content-Length"] == "0"
     assert _get(client, NAME, digest) == b""
-    location = start_upload(client, "other/repo")
+    location = start_upload(client, "library/other")
     assert client.put(with_query(location, digest=digest)).status_code == 201
 
 
@@ -333,14 +334,14 @@ def test_it_refuses_too_many_open_sessions(client, settings) -> None:
     response = client.post(f"/v2/{NAME}/blobs/uploads/")
     assert_error(response, 429, "TOOMANYREQUESTS")
     # The limit is per repository.
-    start_upload(client, "other/repo")
+    start_upload(client, "library/other")
 
 
 @pytest.mark.parametrize("piece", [1, 7, 4096])
 def test_it_reads_a_chunked_body_to_its_end(
-    storage_backend: str, piece: int, registry_auth: dict[str, str]
+    storage_backend: str, piece: int, spec_robot: SpecRobot
 ) -> None:
-    client = ChunkedClient(**registry_auth)
+    client = ChunkedClient(**spec_robot.basic)
     location = start_upload(client, NAME)
     response, stream = client.send_chunked("PATCH", location, DATA[:2000], piece=piece)
     assert response.status_code == 202, body(response)
@@ -354,10 +355,8 @@ def test_it_reads_a_chunked_body_to_its_end(
     assert _get(client, NAME, digest) == DATA
 
 
-def test_it_reads_a_chunked_monolithic_post(
-    storage_backend: str, registry_auth: dict[str, str]
-) -> None:
-    client = ChunkedClient(**registry_auth)
+def test_it_reads_a_chunked_monolithic_post(storage_backend: str, spec_robot: SpecRobot) -> None:
+    client = ChunkedClient(**spec_robot.basic)
     digest = digest_of(DATA)
     response, _ = client.send_chunked("POST", f"/v2/{NAME}/blobs/uploads/?digest={digest}", DATA)
     assert response.status_code == 201, body(response)

@@ -338,6 +338,36 @@ def test_it_denies_a_bearer_reader_what_its_holder_may_not_do(
     assert_error(bearer(token).post("/v2/acme/public/blobs/uploads/"), 403, "DENIED")
 
 
+def test_it_honours_every_scope_a_token_names_for_one_repository(
+    people: People, pushed: dict[str, str]
+) -> None:
+    scopes = ("repository:acme/private:pull", "repository:acme/private:delete")
+    client = bearer(token_for(as_user("alice"), *scopes)["token"])
+    assert client.get("/v2/acme/private/manifests/v1").status_code == 200
+    assert client.delete(f"/v2/acme/private/manifests/{pushed['private']}").status_code == 202
+
+
+def catalog_of(client: Client) -> list[str]:
+    response = client.get("/v2/_catalog")
+    assert response.status_code == 200, body(response)
+    return list(json.loads(response.content)["repositories"])
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "charlie"])
+def test_it_lists_the_catalog_to_a_bearer_token_as_to_its_holder(people: People, who: str) -> None:
+    token = token_for(as_user(who), "registry:catalog:*")["token"]
+    assert catalog_of(bearer(token)) == catalog_of(as_user(who))
+
+
+def test_it_asks_a_bearer_token_without_the_catalog_scope_to_get_it(people: People) -> None:
+    token = token_for(as_user("bob"), "repository:acme/private:pull")["token"]
+    response = bearer(token).get("/v2/_catalog")
+    assert_error(response, 401, "UNAUTHORIZED")
+    assert 'scope="registry:catalog:*"' in response["WWW-Authenticate"]
+    anonymous = token_for(Client(), "registry:catalog:*")["token"]
+    assert catalog_of(bearer(anonymous)) == ["acme/public"]
+
+
 def test_it_answers_any_path_with_a_spec_error(people: People) -> None:
     assert_error(as_user("bob").get("/v2/\n/tags/list"), 404)
 

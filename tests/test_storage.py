@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.storage.base import Storage, StorageError, blob_key
+from registry.storage.base import ObjectNotFound, Storage, StorageError, blob_key
 from registry.storage.filesystem import FilesystemStorage
 
 MiB = 1024 * 1024
@@ -372,3 +372,21 @@ def test_it_builds_the_configured_store(storage_backend: str) -> None:
     upload_id, state, _ = _upload(store, [[data]])
     store.upload_commit(upload_id, state, _digest(data))
     assert _read(store, _digest(data)) == data
+
+
+def test_it_keeps_named_objects_beside_the_blobs(store: Storage) -> None:
+    store.object_put("audit-archive/org/acme/1.jsonl.gz", b"one")
+    store.object_put("audit-archive/org/acme/1.jsonl.gz", b"two")  # replaced whole
+    store.object_put("audit-archive/site/2.json", b"{}")
+    store.object_put("elsewhere/x", b"x")
+    assert store.object_get("audit-archive/org/acme/1.jsonl.gz") == b"two"
+    assert store.object_list("audit-archive") == [
+        "audit-archive/org/acme/1.jsonl.gz",
+        "audit-archive/site/2.json",
+    ]
+    assert store.object_list("nothing-here") == []
+    with pytest.raises(ObjectNotFound):
+        store.object_get("audit-archive/missing")
+    for name in ("../escape", "/etc/passwd", "a/../b", "", "a//b", ".hidden"):
+        with pytest.raises(StorageError):
+            store.object_put(name, b"x")

@@ -9,9 +9,16 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from registry.storage.base import Storage, StorageError, blob_key
+from registry.storage.base import ObjectNotFound, Storage, StorageError, blob_key, object_key
 
-__all__ = ["Storage", "StorageError", "blob_key", "get_storage"]
+__all__ = [
+    "ObjectNotFound",
+    "Storage",
+    "StorageError",
+    "blob_key",
+    "get_storage",
+    "object_key",
+]
 
 
 @functools.cache

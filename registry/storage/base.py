@@ -8,6 +8,7 @@ to, so a request that fails half-way leaves the session as it was before it.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ StorageState = dict[str, Any]
 
 
 class StorageError(Exception):
+    pass
+
+
+class ObjectNotFound(StorageError):
     pass
 
 
@@ -66,6 +71,22 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def blob_delete(self, digest: str) -> None: ...
 
+    # --- named objects (audit archives and other files Hub keeps beside the blobs) -----------
+
+    @abc.abstractmethod
+    def object_put(self, name: str, data: bytes) -> None:
+        """Store `data` under `name` (see object_key), replacing it whole: a reader sees the
+        old object or the new one, never part of one."""
+
+    @abc.abstractmethod
+    def object_get(self, name: str) -> bytes:
+        """The object's bytes; ObjectNotFound when there is none."""
+
+    @abc.abstractmethod
+    def object_list(self, prefix: str) -> list[str]:
+        """The names of the objects under `prefix` (a folder name such as "audit-archive"),
+        sorted."""
+
     def check(self) -> None:  # noqa: B027 - optional for backends
         """Raise StorageError when the store cannot be reached (for readiness)."""
 
@@ -74,3 +95,17 @@ def blob_key(digest: str) -> str:
     """Where a blob lives, relative to the store's root: blobs/sha256/ab/abcdef..."""
     algorithm, hex_ = digest.split(":", 1)
     return f"blobs/{algorithm}/{hex_[:2]}/{hex_}"
+
+
+_OBJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+
+
+def object_key(name: str) -> str:
+    """Where a named object lives, relative to the store's root: objects/<name>.
+
+    Names are relative paths of plain parts (no "..", no leading "/"), so no name reaches
+    outside objects/ or into the blobs.
+    """
+    if not _OBJECT_NAME.fullmatch(name) or len(name) > 512:
+        raise StorageError(f"not a valid object name: {name[:100]!r}")
+    return f"objects/{name}"

@@ -5,10 +5,18 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from registry.storage.base import Storage, StorageError, StorageState, blob_key
+from registry.storage.base import (
+    ObjectNotFound,
+    Storage,
+    StorageError,
+    StorageState,
+    blob_key,
+    object_key,
+)
 
 READ_SIZE = 1024 * 1024
 # Chunks queued for the writer thread: bounds the memory one upload holds (about this many MiB).
@@ -157,6 +165,38 @@ class FilesystemStorage(Storage):
 
     def blob_delete(self, digest: str) -> None:
         (self.root / blob_key(digest)).unlink(missing_ok=True)
+
+    def object_put(self, name: str, data: bytes) -> None:
+        path = self.root / object_key(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside it, then renamed: a reader sees the old object or the whole new one.
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(temporary, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def object_get(self, name: str) -> bytes:
+        try:
+            return (self.root / object_key(name)).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no object {name}") from None
+
+    def object_list(self, prefix: str) -> list[str]:
+        base = self.root / "objects"
+        folder = base / object_key(prefix.strip("/")).removeprefix("objects/")
+        if not folder.is_dir():
+            return []
+        return sorted(
+            str(path.relative_to(base))
+            for path in folder.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        )
 
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):

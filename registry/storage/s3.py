@@ -34,7 +34,14 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from registry.storage.base import Storage, StorageError, StorageState, blob_key
+from registry.storage.base import (
+    ObjectNotFound,
+    Storage,
+    StorageError,
+    StorageState,
+    blob_key,
+    object_key,
+)
 
 READ_SIZE = 1024 * 1024
 MAX_PARTS = 10_000
@@ -430,6 +437,37 @@ class S3Storage(Storage):
     def blob_delete(self, digest: str) -> None:
         with _s3_errors(f"delete blob {digest}"):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(blob_key(digest)))
+
+    # --- named objects ------------------------------------------------------------------------
+
+    def object_put(self, name: str, data: bytes) -> None:
+        # One PUT: S3 shows the old object or the new one, never part of one.
+        with _s3_errors(f"put {name}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(object_key(name)), Body=data)
+
+    def object_get(self, name: str) -> bytes:
+        with _s3_errors(f"get {name}"):
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=self._key(object_key(name))
+                )
+            except botocore.exceptions.ClientError as exc:
+                if _not_found(exc):
+                    raise ObjectNotFound(f"no object {name}") from None
+                raise
+            return bytes(response["Body"].read())
+
+    def object_list(self, prefix: str) -> list[str]:
+        folder = self._key(object_key(prefix.strip("/"))) + "/"
+        root = self._key("objects") + "/"
+        names: list[str] = []
+        with _s3_errors(f"list {prefix}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=folder
+            )
+            for page in pages:
+                names += [item["Key"].removeprefix(root) for item in page.get("Contents", [])]
+        return sorted(names)
 
     def check(self) -> None:
         with _s3_errors(f"bucket {self.bucket}"):

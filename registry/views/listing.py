@@ -7,14 +7,14 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from accounts.request_auth import materialize
+from accounts.request_auth import as_subject
 from registry import access, reads
 from registry import mediatypes as mt
 from registry.errors import RegistryError
 from registry.names import check_digest, check_name
 from registry.services import manifests as svc
 from registry.views.base import json_response, registry_view
-from teams.permissions import visible_repositories
+from teams.permissions import ANONYMOUS, Actor, visible_repositories
 
 
 def _page_size(request: HttpRequest) -> int:
@@ -64,12 +64,28 @@ def tags_list(request: HttpRequest, name: str) -> HttpResponse:
     return _with_link(response, f"/v2/{name}/tags/list", n, names[-1] if more else None)
 
 
+def _catalog_reader(request: HttpRequest) -> Actor:
+    """Whose view of the catalog to list. A bearer token names only the repositories it was
+    issued for, so one holding `registry:catalog:*` lists what its holder may see now
+    (within the access token it came from); an anonymous one, what anybody may see. Any
+    other token is asked to come back with the catalog scope, as distribution does."""
+    actor = access.actor_of(request)
+    if actor.granted is None:
+        return actor
+    if actor.is_anonymous:
+        return ANONYMOUS
+    if not actor.catalog:
+        scope = "registry:catalog:*"
+        raise access.refused(request, "", "catalog", access.unauthorized(request, scope))
+    return as_subject(actor)
+
+
 @registry_view("GET")
 def catalog(request: HttpRequest) -> HttpResponse:
     n = _page_size(request)
     last = _last(request)
     # Only what the caller may pull, filtered in the one query.
-    qs = visible_repositories(materialize(access.actor_of(request)))
+    qs = visible_repositories(_catalog_reader(request))
     if last:
         qs = qs.filter(name__gt=last)
     names = list(qs.order_by("name").values_list("name", flat=True)[: n + 1]) if n else []
