@@ -170,6 +170,12 @@ HUB_PAGE_SIZE_MAX = env_int("HUB_PAGE_SIZE_MAX", 1000, minimum=1)
 HUB_MANIFEST_MAX_BYTES = env_int("HUB_MANIFEST_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 # fsync finished blobs before they become visible (filesystem backend).
 HUB_FSYNC = env_bool("HUB_FSYNC", True)
+# Garbage collection: a blob nothing has touched (uploaded, mounted, referenced, pulled)
+# for this long and no manifest references is removed; so is an upload session idle
+# for HUB_UPLOAD_IDLE_TIMEOUT. Intervals are seconds between scheduled runs (0: never).
+HUB_GC_GRACE_SECONDS = env_int("HUB_GC_GRACE_SECONDS", 24 * 3600, minimum=0)
+HUB_GC_INTERVAL = env_int("HUB_GC_INTERVAL", 3600, minimum=0)
+HUB_UPLOAD_CLEANUP_INTERVAL = env_int("HUB_UPLOAD_CLEANUP_INTERVAL", 900, minimum=0)
 
 # --- Accounts and tokens --------------------------------------------------------------------
 
@@ -207,6 +213,33 @@ else:
             "LOCATION": "hub_cache",
         }
     }
+
+# --- Background jobs (hub.celery) -----------------------------------------------------------
+
+# With Redis, tasks go to `hub worker` and `hub beat` sends the periodic ones. Without it
+# tasks run in the process that sends them, and the periodic jobs run from a thread in
+# each `hub serve` worker (hub.scheduler; one of them takes each period).
+CELERY_BROKER_URL = HUB_REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not HUB_REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+# Tasks are idempotent: acknowledged when done, so a worker that dies mid-task loses nothing.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+# Periodic jobs: task name -> seconds between runs.
+HUB_PERIODIC_JOBS = {
+    "registry.collect_garbage": HUB_GC_INTERVAL,
+    "registry.expire_uploads": HUB_UPLOAD_CLEANUP_INTERVAL,
+}
+CELERY_BEAT_SCHEDULE = {
+    name: {"task": name, "schedule": float(every)}
+    for name, every in HUB_PERIODIC_JOBS.items()
+    if every > 0
+}
 
 # --- Sign-up and sign-in (django-allauth) ----------------------------------------------------
 
