@@ -66,6 +66,11 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def blob_delete(self, digest: str) -> None: ...
 
+    def blobs_delete(self, digests: list[str]) -> None:
+        """Delete many blobs (garbage collection); no error for those already gone."""
+        for digest in digests:
+            self.blob_delete(digest)
+
     def check(self) -> None:  # noqa: B027 - optional for backends
         """Raise StorageError when the store cannot be reached (for readiness)."""
 

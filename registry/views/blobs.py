@@ -18,6 +18,7 @@ from registry import access
 from registry.errors import RegistryError
 from registry.models import RepositoryBlob
 from registry.names import check_digest, check_name
+from registry.services.gc import touch_blob
 from registry.services.repositories import repository_get
 from registry.storage import StorageError, get_storage
 from registry.views.base import registry_view
@@ -26,14 +27,15 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _blob_size(name: str, digest: str) -> int:
-    size = (
+    row = (
         RepositoryBlob.objects.filter(repository__name=name, blob__digest=digest)
-        .values_list("blob__size", flat=True)
+        .values_list("blob_id", "blob__size", "blob__last_referenced_at")
         .first()
     )
-    if size is None:
+    # A client that finds the blob here may reference it next: keep it from collection.
+    if row is None or not touch_blob(row[0], row[2]):
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-    return size
+    return row[1]
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
