@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
     help = "Run a Celery worker for Hub's background tasks (any further arguments go to celery)."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("celery_args", nargs=argparse.REMAINDER, help="e.g. --concurrency 2")
+    # Every argument after the command name goes to celery as it is (`--help` too).
+    celery_args: list[str] = []
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self.celery_args = argv[2:]
+        super().run_from_argv(argv[:2])
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.HUB_REDIS_URL:
@@ -22,4 +25,4 @@ class Command(BaseCommand):
             )
         from hub.celery import app
 
-        app.worker_main(["worker", "--loglevel", "INFO", *options["celery_args"]])
+        app.worker_main(["worker", "--loglevel", "INFO", *self.celery_args])
