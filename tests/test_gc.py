@@ -307,3 +307,31 @@ def test_hub_gc_uses_the_configured_grace(hub: Client, settings: Any) -> None:
     assert out.getvalue().strip() == "removed 0 manifests, 0 blobs, 0 bytes (grace 3600 s)"
     with pytest.raises(CommandError, match="0 or more"):
         call_command("gc", "--grace", "-1")
+
+
+# --- the policy, through the management API --------------------------------------------------
+
+
+def test_an_administrator_sets_the_untagged_manifest_policy(people: Any) -> None:
+    from tests.management_api import as_
+
+    url = "/api/repositories/acme/private/"
+    client = Client()
+    assert as_(client, people, "alice", "GET", url).json()["untagged_manifest_hours"] is None
+
+    response = as_(client, people, "alice", "PATCH", url, {"untagged_manifest_hours": 48})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["untagged_manifest_hours"] == 48
+    assert Repository.objects.get(name="acme/private").untagged_manifest_hours == 48
+    event = Event.objects.filter(action="repository.update").latest("id")
+    assert event.details["after"]["untagged_manifest_hours"] == 48
+    assert (
+        as_(client, people, "bob", "PATCH", url, {"untagged_manifest_hours": 1}).status_code == 403
+    )
+    bad = as_(client, people, "alice", "PATCH", url, {"untagged_manifest_hours": -1})
+    assert bad.status_code == 400
+    back = as_(client, people, "alice", "PATCH", url, {"untagged_manifest_hours": None})
+    assert back.json()["untagged_manifest_hours"] is None
+    assert as_(client, people, "alice", "PATCH", url, {"description": "x"}).status_code == 200
+    assert Repository.objects.get(name="acme/private").untagged_manifest_hours is None
