@@ -149,3 +149,14 @@ def test_the_scheduler_ticks_no_slower_than_half_the_shortest_period(settings: A
     assert scheduler.tick_seconds() == 2
     settings.HUB_PERIODIC_JOBS = {"a": 3600}
     assert scheduler.tick_seconds() == 30
+
+
+def test_the_beat_schedule_sends_registered_tasks(settings: Any) -> None:
+    from hub.celery import app
+
+    app.loader.import_default_modules()
+    assert set(settings.CELERY_BEAT_SCHEDULE) == {
+        "registry.collect_garbage",
+        "registry.expire_uploads",
+    }
+    assert set(settings.CELERY_BEAT_SCHEDULE) <= set(app.tasks)
