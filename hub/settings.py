@@ -170,6 +170,13 @@ HUB_PAGE_SIZE_MAX = env_int("HUB_PAGE_SIZE_MAX", 1000, minimum=1)
 HUB_MANIFEST_MAX_BYTES = env_int("HUB_MANIFEST_MAX_BYTES", 4 * 1024 * 1024, minimum=1024)
 # fsync finished blobs before they become visible (filesystem backend).
 HUB_FSYNC = env_bool("HUB_FSYNC", True)
+# Garbage collection: a blob nothing has touched (uploaded, mounted, referenced, pulled)
+# for this long and no manifest references is removed; so is an upload session idle
+# for HUB_UPLOAD_IDLE_TIMEOUT. Intervals are seconds between scheduled runs (0: never).
+HUB_GC_GRACE_SECONDS = env_int("HUB_GC_GRACE_SECONDS", 24 * 3600, minimum=0)
+HUB_GC_INTERVAL = env_int("HUB_GC_INTERVAL", 3600, minimum=0)
+HUB_UPLOAD_CLEANUP_INTERVAL = env_int("HUB_UPLOAD_CLEANUP_INTERVAL", 900, minimum=0)
+HUB_RETENTION_INTERVAL = env_int("HUB_RETENTION_INTERVAL", 24 * 3600, minimum=0)
 
 # --- Webhooks -------------------------------------------------------------------------------
 
@@ -181,6 +188,8 @@ HUB_WEBHOOK_MAX_ATTEMPTS = env_int("HUB_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1)
 HUB_WEBHOOK_RETRY_BASE = env_int("HUB_WEBHOOK_RETRY_BASE", 30, minimum=1)
 # A hook whose deliveries have all failed for this long is switched off.
 HUB_WEBHOOK_DISABLE_AFTER = env_int("HUB_WEBHOOK_DISABLE_AFTER", 24 * 3600, minimum=60)
+# How often due deliveries (retries; all of them without Redis) are swept up and sent.
+HUB_WEBHOOK_SWEEP_INTERVAL = env_int("HUB_WEBHOOK_SWEEP_INTERVAL", 10, minimum=0)
 
 # --- Accounts and tokens --------------------------------------------------------------------
 
@@ -218,6 +227,36 @@ else:
             "LOCATION": "hub_cache",
         }
     }
+
+# --- Background jobs (hub.celery) -----------------------------------------------------------
+
+# With Redis, tasks go to `hub worker` and `hub beat` sends the periodic ones. Without it
+# tasks run in the process that sends them, and the periodic jobs run from a thread in
+# each `hub serve` worker (hub.scheduler; one of them takes each period).
+CELERY_BROKER_URL = HUB_REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not HUB_REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+# Tasks are idempotent: acknowledged when done, so a worker that dies mid-task loses nothing.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+# Periodic jobs: task name -> seconds between runs.
+HUB_PERIODIC_JOBS = {
+    "registry.collect_garbage": HUB_GC_INTERVAL,
+    "registry.expire_uploads": HUB_UPLOAD_CLEANUP_INTERVAL,
+    "registry.apply_retention": HUB_RETENTION_INTERVAL,
+    "registry.deliver_due_webhooks": HUB_WEBHOOK_SWEEP_INTERVAL,
+    "audit.apply_retention": HUB_RETENTION_INTERVAL,
+}
+CELERY_BEAT_SCHEDULE = {
+    name: {"task": name, "schedule": float(every)}
+    for name, every in HUB_PERIODIC_JOBS.items()
+    if every > 0
+}
 
 # --- Sign-up and sign-in (django-allauth) ----------------------------------------------------
 

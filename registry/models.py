@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 
 class Repository(models.Model):
@@ -29,6 +30,9 @@ class Repository(models.Model):
         max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
     )
     description = models.TextField(blank=True)
+    # Garbage collection removes untagged manifests pushed more than this many hours ago
+    # (none that a tagged manifest still needs); None keeps them all.
+    untagged_manifest_hours = models.PositiveIntegerField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -44,6 +48,9 @@ class Blob(models.Model):
     digest = models.CharField(max_length=200, unique=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Moved forward whenever the blob is uploaded, mounted or pulled (at most every half
+    # grace period): garbage collection spares blobs touched within the grace period.
+    last_referenced_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:
         return self.digest
@@ -142,12 +149,28 @@ class Upload(models.Model):
         return str(self.id)
 
 
+class GcRun(models.Model):
+    """One garbage collection: what it removed (or, in a dry run, would have)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    grace_seconds = models.IntegerField()
+    manifests_removed = models.IntegerField(default=0)
+    blobs_removed = models.IntegerField(default=0)
+    bytes_freed = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"gc {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
 # Webhook and policy models live beside their code; importing them here registers them with the app.
 from registry.policies.models import Policy, Quota  # noqa: E402
 from registry.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery  # noqa: E402
 
 __all__ = [
     "Blob",
+    "GcRun",
     "Manifest",
     "ManifestChild",
     "Policy",

@@ -8,8 +8,10 @@ these run thousands of times a second. Writes stay in the ORM (registry/services
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import connections, router
+from django.utils import timezone
 
 from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag
 
@@ -41,9 +43,10 @@ _MANIFEST_BY_DIGEST = (
     "SELECT m.digest, m.media_type, m.size{content} FROM {manifest} m"
     " JOIN {repo} r ON r.id = m.repository_id WHERE r.name = %s AND m.digest = %s"
 )
-_BLOB_SIZE = (
-    "SELECT b.size FROM {link} l JOIN {repo} r ON r.id = l.repository_id"
-    " JOIN {blob} b ON b.id = l.blob_id WHERE r.name = %s AND b.digest = %s"
+_BLOB_ROW = (
+    "SELECT b.id, b.size, b.last_referenced_at FROM {link} l"
+    " JOIN {repo} r ON r.id = l.repository_id JOIN {blob} b ON b.id = l.blob_id"
+    " WHERE r.name = %s AND b.digest = %s"
 )
 # The repository's id comes back even when it has no tags (or none after `last`), so
 # one query tells an empty page from an unknown repository.
@@ -84,10 +87,24 @@ def manifest_lookup(
     return ManifestRow(row[0], row[1], row[2], bytes(row[3]) if with_content else None)
 
 
-def blob_size(*, repository_name: str, digest: str) -> int | None:
-    """The size of a blob linked to the repository; None when it is not."""
-    rows = _fetch(_statement("blob_size", _BLOB_SIZE), [repository_name, digest])
-    return rows[0][0] if rows else None
+@dataclass(frozen=True)
+class BlobRow:
+    id: int
+    size: int
+    last_referenced_at: datetime
+
+
+def blob_row(*, repository_name: str, digest: str) -> BlobRow | None:
+    """The blob, when it is linked to the repository; None when it is not."""
+    rows = _fetch(_statement("blob_row", _BLOB_ROW), [repository_name, digest])
+    if not rows:
+        return None
+    blob_id, size, touched = rows[0]
+    if isinstance(touched, str):  # SQLite without a declared converter
+        touched = datetime.fromisoformat(touched)
+    if timezone.is_naive(touched):  # SQLite keeps UTC without an offset
+        touched = touched.replace(tzinfo=UTC)
+    return BlobRow(blob_id, size, touched)
 
 
 def tag_names(*, repository_name: str, after: str | None, limit: int) -> list[str] | None:

@@ -341,27 +341,38 @@ def default_grant_remove(*, default_grant: DefaultGrant) -> None:
     )
 
 
+_UNCHANGED: Any = object()
+
+
 def repository_update(
-    *, repository: Any, description: str | None = None, visibility: str | None = None
+    *,
+    repository: Any,
+    description: str | None = None,
+    visibility: str | None = None,
+    untagged_manifest_hours: int | None = _UNCHANGED,
 ) -> Any:
-    before = {"description": repository.description, "visibility": repository.visibility}
+    fields = ["description", "visibility"]
+    if untagged_manifest_hours is not _UNCHANGED:
+        fields.append("untagged_manifest_hours")
+    before = {name: getattr(repository, name) for name in fields}
     if description is not None:
         repository.description = description
     if visibility is not None:
         if visibility not in ("private", "public"):
             raise ValidationError("visibility must be private or public")
         repository.visibility = visibility
+    if untagged_manifest_hours is not _UNCHANGED:
+        if untagged_manifest_hours is not None and untagged_manifest_hours < 0:
+            raise ValidationError("untagged_manifest_hours must be 0 or more, or null")
+        repository.untagged_manifest_hours = untagged_manifest_hours
     with transaction.atomic():
-        repository.save(update_fields=["description", "visibility"])
+        repository.save(update_fields=fields)
         audit.record(
             action="repository.update",
             repository=repository.name,
             details={
                 "before": before,
-                "after": {
-                    "description": repository.description,
-                    "visibility": repository.visibility,
-                },
+                "after": {name: getattr(repository, name) for name in fields},
             },
         )
     return repository

@@ -118,6 +118,14 @@ def spec_robot(db: None, django_user_model: Any) -> SpecRobot:
 
 
 @pytest.fixture
+def registry_auth(db: None, django_user_model: Any, fast_passwords: None) -> dict[str, str]:
+    """Basic credentials of a site administrator, for tests about something other than
+    permissions (garbage collection, background jobs) that push wherever they like."""
+    django_user_model.objects.create_superuser("root", "root@example.com", "root-password")
+    return {"HTTP_AUTHORIZATION": basic_auth("root", "root-password")}
+
+
+@pytest.fixture
 def client_auth() -> str:
     """How the spec tests' client signs in: "basic" (Basic straight to /v2/) or "bearer"
     (tokens from /auth/token, as docker does); a module overrides this to run both."""

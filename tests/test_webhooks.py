@@ -278,3 +278,16 @@ def test_it_writes_no_delivery_when_the_push_fails(client, people, receiver, loo
     )
     assert response.status_code == 400
     assert not WebhookDelivery.objects.exists()
+
+
+def test_it_sends_from_the_periodic_sweep_not_in_the_request(
+    client, people, receiver, loopback_allowed, settings
+) -> None:
+    from hub.scheduler import run_due_jobs
+
+    _hook(client, people, receiver)
+    push_image(_alice(), "acme/private", "1.0")
+    assert receiver.received == []  # nothing sent inline, in the pusher's request
+    settings.HUB_PERIODIC_JOBS = {"registry.deliver_due_webhooks": 10}
+    assert run_due_jobs() == ["registry.deliver_due_webhooks"]
+    assert [json.loads(r["body"])["event"] for r in receiver.received] == ["push"]

@@ -14,7 +14,8 @@ import audit
 from registry import mediatypes as mt
 from registry.digests import Digest, DigestError, parse_digest
 from registry.errors import RegistryError
-from registry.models import Manifest, ManifestChild, Repository, RepositoryBlob, Tag
+from registry.locks import hold
+from registry.models import Blob, Manifest, ManifestChild, Repository, RepositoryBlob, Tag
 from registry.names import TAG_RE
 from registry.policies import rules
 from registry.webhooks import dispatch as webhooks
@@ -155,6 +156,11 @@ def _check_references(
                     blobSize=found[digest][1],
                 )
             blob_ids.append(found[digest][0])
+        # Held until commit: a garbage collection skips them, or has deleted them already.
+        held = hold(Blob, blob_ids)
+        for digest in parsed.blobs:
+            if found[digest][0] not in held:
+                raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
     child_ids: list[int] = []
     if parsed.children:
         found_children = {
@@ -169,6 +175,17 @@ def _check_references(
             if found_children[digest][1] != size:
                 raise _invalid("descriptor size does not match the manifest", digest=digest)
             child_ids.append(found_children[digest][0])
+        held = hold(Manifest, child_ids)
+        for digest in parsed.children:
+            if found_children[digest][0] not in held:
+                raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
+    if parsed.subject:
+        hold(
+            Manifest,
+            Manifest.objects.filter(repository=repository, digest=parsed.subject).values_list(
+                "id", flat=True
+            ),
+        )
     return blob_ids, child_ids
 
 
@@ -202,18 +219,7 @@ def manifest_put(
     parsed = parse_manifest(content, content_type)
     with transaction.atomic():
         blob_ids, child_ids = _check_references(repository, parsed)
-        manifest, created = Manifest.objects.get_or_create(
-            repository=repository,
-            digest=digest,
-            defaults={
-                "media_type": parsed.media_type,
-                "artifact_type": parsed.artifact_type,
-                "subject_digest": parsed.subject,
-                "annotations": parsed.annotations,
-                "size": len(content),
-                "content": content,
-            },
-        )
+        manifest, created = _manifest_record(repository, digest, parsed, content)
         if created:
             manifest.blobs.add(*blob_ids)
             ManifestChild.objects.bulk_create(
@@ -233,6 +239,29 @@ def manifest_put(
             )
         _record_push(repository, manifest, tags, previous, created)
     return manifest, tags
+
+
+def _manifest_record(
+    repository: Repository, digest: str, parsed: ParsedManifest, content: bytes
+) -> tuple[Manifest, bool]:
+    """The manifest row (made if new), held until commit so a collection cannot take it
+    from under the tags about to point at it; one it deleted meanwhile is made again."""
+    for _ in range(3):
+        manifest, created = Manifest.objects.get_or_create(
+            repository=repository,
+            digest=digest,
+            defaults={
+                "media_type": parsed.media_type,
+                "artifact_type": parsed.artifact_type,
+                "subject_digest": parsed.subject,
+                "annotations": parsed.annotations,
+                "size": len(content),
+                "content": content,
+            },
+        )
+        if created or hold(Manifest, [manifest.pk]):
+            return manifest, created
+    raise RegistryError("UNSUPPORTED", "the manifest is busy; try again", status=409)
 
 
 def _record_push(

@@ -8,6 +8,7 @@ a request streams into a session it holds a short, renewed lease on it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
@@ -22,12 +23,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 import audit
+from hub.tasks import send_on_commit
 from registry.digests import Digest, PlainHash, ResumableHash
 from registry.errors import RegistryError
+from registry.locks import digest_lock
 from registry.models import Blob, Repository, RepositoryBlob, Upload
 from registry.policies import rules
-from registry.storage import get_storage
+from registry.storage import StorageError, get_storage
 from registry.storage.base import StorageState
+from registry.tasks import remove_upload_data
+
+log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
 LEASE_RENEW_SECONDS = 15
@@ -123,6 +129,35 @@ def _expire(upload: Upload, cutoff: datetime, now: datetime) -> bool:
     if expired:
         get_storage().upload_abort(str(upload.id), upload.storage_state)
     return bool(expired)
+
+
+def uploads_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Remove up to `limit` sessions idle for longer than HUB_UPLOAD_IDLE_TIMEOUT, with their
+    data in the store (S3: the multipart upload is aborted); returns how many went.
+
+    Idempotent and safe beside requests: each session is first claimed with a lease, as a
+    request would (one streaming right now holds its own and is skipped), its data removed,
+    and only then its row; a failure leaves the row to the next round.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT)
+    idle = Q(updated_at__lt=cutoff) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    removed = 0
+    for pk in list(
+        Upload.objects.filter(idle).order_by("updated_at").values_list("pk", flat=True)[:limit]
+    ):
+        token = secrets.token_hex(8)
+        until = now + timedelta(seconds=LEASE_SECONDS)
+        if not Upload.objects.filter(idle, pk=pk).update(lease_token=token, lease_until=until):
+            continue  # a request took it meanwhile, or another cleaner
+        state = Upload.objects.filter(pk=pk).values_list("storage_state", flat=True).first()
+        try:
+            get_storage().upload_abort(str(pk), state or {})
+        except StorageError:
+            log.warning("could not remove the data of upload %s; will retry", pk, exc_info=True)
+            continue
+        removed += Upload.objects.filter(pk=pk, lease_token=token).delete()[0]
+    return removed
 
 
 def upload_discard(*, upload: Upload) -> None:
@@ -297,10 +332,10 @@ def upload_finish(
             upload_discard(upload=current)
             raise
         lease.confirm(current)  # not cancelled while the last chunk streamed
-        storage = get_storage()
-        storage.upload_commit(str(current.id), current.storage_state, str(digest))
         with transaction.atomic():
-            blob = _blob_record(str(digest), current.size)
+            # A collection removing this digest's bytes holds the lock exclusively.
+            digest_lock(str(digest), shared=True)
+            blob, stored_before = _blob_record(current, str(digest))
             _link(current.repository, blob)
             Upload.objects.filter(pk=current.pk).delete()
             audit.record(
@@ -309,6 +344,8 @@ def upload_finish(
                 digest=blob.digest,
                 details={"size": blob.size},
             )
+            if stored_before:  # the store has the blob: this session's data goes
+                send_on_commit(remove_upload_data, str(current.id), current.storage_state)
         return blob
     except BaseException:
         lease.release()
@@ -327,15 +364,24 @@ def _computed_digest(upload: Upload, algorithm: str) -> str:
     return f"{algorithm}:{h.hexdigest()}"
 
 
-def _blob_record(digest: str, size: int) -> Blob:
-    blob = Blob.objects.filter(digest=digest).first()
-    if blob is not None:
-        return blob
-    try:
-        with transaction.atomic():
-            return Blob.objects.create(digest=digest, size=size)
-    except IntegrityError:
-        return Blob.objects.get(digest=digest)
+def _blob_record(upload: Upload, digest: str) -> tuple[Blob, bool]:
+    """The blob row, touched (and locked until commit) if it exists, else the upload's bytes
+    committed to the store and the row made; and whether it existed already.
+
+    Touching the row waits for a collection that is deleting it, and then finds it gone: the
+    bytes are then written anew (the collection removes them only after our commit, and
+    only if no row for the digest exists by then).
+    """
+    for _ in range(3):
+        if Blob.objects.filter(digest=digest).update(last_referenced_at=timezone.now()):
+            return Blob.objects.get(digest=digest), True
+        get_storage().upload_commit(str(upload.id), upload.storage_state, digest)
+        try:
+            with transaction.atomic():
+                return Blob.objects.create(digest=digest, size=upload.size), False
+        except IntegrityError:
+            continue  # a concurrent upload of the same digest made it first: touch theirs
+    raise RegistryError("BLOB_UPLOAD_INVALID", "the blob is busy; try again", status=409)
 
 
 def _link(repository: Repository, blob: Blob) -> None:
@@ -367,6 +413,10 @@ def blob_mount(*, repository: Repository, source: Repository, digest: Digest) ->
         return None
     rules.check_room(repository, incoming=blob.size, digest=blob.digest)
     with transaction.atomic():
+        # Touched (and locked) first: a collection that deleted it meanwhile leaves nothing
+        # to mount, and the client uploads the blob instead.
+        if not Blob.objects.filter(pk=blob.pk).update(last_referenced_at=timezone.now()):
+            return None
         _link(repository, blob)
         audit.record(
             action="blob.mount",

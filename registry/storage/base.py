@@ -87,6 +87,11 @@ class Storage(abc.ABC):
         """The names of the objects under `prefix` (a folder name such as "audit-archive"),
         sorted."""
 
+    def blobs_delete(self, digests: list[str]) -> None:
+        """Delete many blobs (garbage collection); no error for those already gone."""
+        for digest in digests:
+            self.blob_delete(digest)
+
     def check(self) -> None:  # noqa: B027 - optional for backends
         """Raise StorageError when the store cannot be reached (for readiness)."""
 

@@ -469,6 +469,18 @@ class S3Storage(Storage):
                 names += [item["Key"].removeprefix(root) for item in page.get("Contents", [])]
         return sorted(names)
 
+    def blobs_delete(self, digests: list[str]) -> None:
+        for start in range(0, len(digests), 1000):  # DeleteObjects takes 1000 keys at most
+            keys: list[Any] = [
+                {"Key": self._key(blob_key(digest))} for digest in digests[start : start + 1000]
+            ]
+            with _s3_errors(f"delete {len(keys)} blobs"):
+                result = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                )
+            if result.get("Errors"):
+                raise StorageError(f"S3: delete blobs: {json.dumps(result['Errors'][:10])}")
+
     def check(self) -> None:
         with _s3_errors(f"bucket {self.bucket}"):
             self.client.head_bucket(Bucket=self.bucket)

@@ -18,6 +18,7 @@ from registry import access, reads
 from registry.errors import RegistryError
 from registry.models import RepositoryBlob
 from registry.names import check_digest, check_name
+from registry.services.gc import touch_blob
 from registry.services.repositories import repository_get
 from registry.storage import StorageError, get_storage
 from registry.views.base import registry_view
@@ -26,10 +27,11 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _blob_size(name: str, digest: str) -> int:
-    size = reads.blob_size(repository_name=name, digest=digest)
-    if size is None:
+    row = reads.blob_row(repository_name=name, digest=digest)
+    # A client that finds the blob here may reference it next: keep it from collection.
+    if row is None or not touch_blob(row.id, row.last_referenced_at):
         raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-    return size
+    return row.size
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -128,16 +128,17 @@ def _actor() -> dict[str, str]:
 
 def queue_available() -> bool:
     """Whether a Celery broker takes tasks (else the periodic sweep sends deliveries)."""
-    return bool(getattr(settings, "CELERY_BROKER_URL", "") or settings.HUB_REDIS_URL)
+    return not settings.CELERY_TASK_ALWAYS_EAGER
 
 
 def _send_soon(ids: list[str]) -> None:
     if not queue_available():
-        return  # the periodic sweep picks them up; never send inline in a request
-    from registry.webhooks.tasks import deliver
+        # Eager tasks would run here, in the request: the periodic sweep sends them instead.
+        return
+    from registry.tasks import deliver_webhook
 
     for delivery_id in ids:
-        deliver.delay(delivery_id)
+        deliver_webhook.delay(delivery_id)
 
 
 def backoff(attempts: int) -> timedelta:

@@ -127,6 +127,11 @@ class RepositorySerializer(serializers.Serializer):
     namespace = serializers.SerializerMethodField()
     visibility = serializers.CharField(read_only=True)
     description = serializers.CharField(read_only=True)
+    untagged_manifest_hours = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Garbage collection removes untagged manifests this old; null keeps them.",
+    )
     created_at = serializers.DateTimeField(read_only=True)
     level = serializers.SerializerMethodField(help_text="The caller's level: read, write or admin.")
 
@@ -141,3 +146,10 @@ class RepositorySerializer(serializers.Serializer):
 class RepositoryUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     visibility = serializers.ChoiceField(choices=["private", "public"], required=False)
+    untagged_manifest_hours = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=100 * 365 * 24,
+        help_text="Remove untagged manifests pushed this many hours ago; null keeps them.",
+    )

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0005_webhooks'),
+        ('registry', '0006_webhooks'),
         ('teams', '0002_namespace_length'),
     ]
 

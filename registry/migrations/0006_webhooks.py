@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0004_upload_owner'),
+        ('registry', '0005_gc'),
         ('teams', '0002_namespace_length'),
     ]
 

@@ -1,0 +1,30 @@
+"""`hub beat`: sends Hub's periodic tasks to the broker (run one, beside `hub worker`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Run Celery beat for Hub's periodic tasks (any further arguments go to celery)."
+
+    # Every argument after the command name goes to celery as it is (`--help` too).
+    celery_args: list[str] = []
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self.celery_args = argv[2:]
+        super().run_from_argv(argv[:2])
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.HUB_REDIS_URL:
+            raise CommandError(
+                "HUB_REDIS_URL is not set: without a broker, `hub serve` runs the periodic jobs"
+            )
+        from hub.celery import app
+
+        schedule = settings.DATA_DIR / "celerybeat-schedule"
+        argv = ["beat", "--loglevel", "INFO", "--schedule", str(schedule)]
+        app.start([*argv, *self.celery_args])

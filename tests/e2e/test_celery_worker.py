@@ -1,0 +1,113 @@
+"""A real `hub worker` process against Redis runs a task sent to it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from tests.support.databases import fresh_database
+from tests.support.nodes import query, store_files
+from tests.support.servers import ROOT, VENV_BIN, ensure_admin, on_this_tree
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# A database of its own on the shared Redis, and a queue of its own in it.
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    if not _redis_up():
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    with ExitStack() as stack:
+        db_env = stack.enter_context(fresh_database(tmp_path))
+        env = on_this_tree({**os.environ, "HUB_DATA_DIR": str(tmp_path), **db_env})
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        env["HUB_REDIS_URL"] = REDIS_URL
+        env.setdefault("DATABASE_URL", "")
+        ensure_admin(env)
+        yield env
+
+
+def _hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "hub"), *args], env=env, capture_output=True, text=True, check=True
+    )
+
+
+def test_a_worker_runs_a_garbage_collection_sent_through_redis(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    data = b"a blob no manifest will ever reference"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    _hub(
+        worker_env,
+        "shell",
+        "-c",
+        "from registry.digests import parse_digest\n"
+        "from registry.models import Repository\n"
+        "from registry.services.uploads import blob_put_monolithic\n"
+        "repo = Repository.objects.create(name='worker/app')\n"
+        f"blob_put_monolithic(repository=repo, digest=parse_digest({digest!r}),"
+        f" chunks=[{data!r}])\n",
+    )
+    assert [p.name for p in store_files(tmp_path)] == [digest.split(":")[1]]
+
+    queue = f"hub-test-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [str(VENV_BIN / "hub"), "worker", "--pool", "solo", "-Q", queue],
+            env=worker_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+        )
+    try:
+        sender = Celery(broker=REDIS_URL)
+        sender.send_task("registry.collect_garbage", kwargs={"grace_seconds": 0}, queue=queue)
+        deadline = time.monotonic() + 60
+        sql = "SELECT blobs_removed, bytes_freed FROM registry_gcrun WHERE finished_at IS NOT NULL"
+        while not (runs := query(worker_env, tmp_path, sql)):
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+        redis.Redis.from_url(REDIS_URL).delete(*keys)
+    assert runs == [(1, len(data))]
+    assert query(worker_env, tmp_path, "SELECT count(*) FROM registry_blob") == [(0,)]
+    assert store_files(tmp_path) == []
+    assert "registry.collect_garbage" in log.read_text()
+
+
+def test_hub_worker_needs_a_broker(tmp_path: Path) -> None:
+    env = on_this_tree({**os.environ, "HUB_DATA_DIR": str(tmp_path), "HUB_REDIS_URL": ""})
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["DATABASE_URL"] = ""
+    done = subprocess.run(
+        [str(VENV_BIN / "hub"), "worker"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0
+    assert "HUB_REDIS_URL is not set" in done.stderr
