@@ -113,8 +113,9 @@ def parse(manifest: Manifest) -> Parsed:
         parsed.kind = "image"
         parsed.config = _descriptor(body.get("config"))
         parsed.layers = _descriptors(body.get("layers"))
-        if not parsed.artifact_type and parsed.config:
-            parsed.artifact_type = parsed.config.media_type
+        config = parsed.config
+        if not parsed.artifact_type and config and config.media_type not in IMAGE_CONFIGS:
+            parsed.artifact_type = config.media_type  # an artifact's type, by OCI convention
     return parsed
 
 
