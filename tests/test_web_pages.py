@@ -501,3 +501,45 @@ def test_it_links_every_export_format(people: People) -> None:
     html = page(signed_in(people.alice), "/audit/?actor=alice")
     for fmt in ("csv", "jsonl", "ocsf"):
         assert f"/audit/export?format={fmt}&amp;actor=alice" in html
+
+
+# --- settings of repositories and organisations ---------------------------------------------
+
+
+def test_it_lets_an_admin_change_a_repositorys_description_and_visibility(
+    people: People,
+) -> None:
+    alice = signed_in(people.alice)
+    html = page(alice, "/r/acme/private/-/settings/")
+    assert "team" in html and "devs" in html and "acme+ci" in html
+    response = alice.post(
+        "/r/acme/private/-/settings/", {"description": "*Hello*", "visibility": "public"}
+    )
+    assert response.status_code == 302
+    people.private.refresh_from_db()
+    assert people.private.visibility == "public"
+    assert "<em>Hello</em>" in page(Client(), "/r/acme/private/")
+    assert Event.objects.filter(action="repository.update", actor_name="alice").exists()
+
+
+@pytest.mark.parametrize(("who", "status"), [("bob", 403), ("charlie", 404), ("anonymous", 404)])
+def test_it_keeps_repository_settings_from_non_admins(
+    people: People, who: str, status: int
+) -> None:
+    client = viewer(people, who)
+    page(client, "/r/acme/private/-/settings/", status)
+    response = client.post("/r/acme/private/-/settings/", {"visibility": "public"})
+    assert response.status_code == status
+    people.private.refresh_from_db()
+    assert people.private.visibility == "private"
+
+
+def test_it_lets_an_owner_edit_the_organisation(people: People) -> None:
+    signed_in(people.alice).post(
+        "/orgs/acme/", {"form": "settings", "display_name": "ACME Corp", "description": "x"}
+    )
+    people.acme.refresh_from_db()
+    assert people.acme.display_name == "ACME Corp"
+    signed_in(people.bob).post("/orgs/acme/", {"form": "settings", "display_name": "Bob's"})
+    people.acme.refresh_from_db()
+    assert people.acme.display_name == "ACME Corp"

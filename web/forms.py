@@ -88,3 +88,21 @@ class TeamMemberForm(forms.Form):
 class GrantForm(forms.Form):
     repository = forms.CharField(max_length=255, help_text="The full name, e.g. acme/app.")
     level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=str(int(Level.READ)))
+
+
+class RepositorySettingsForm(forms.Form):
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}),
+        required=False,
+        max_length=20000,
+        help_text="Markdown. Shown on the repository page (HTML is sanitised).",
+    )
+    visibility = forms.ChoiceField(
+        choices=[("private", "private: only those granted may pull"), ("public", "public")],
+        widget=forms.RadioSelect,
+    )
+
+
+class OrganisationSettingsForm(forms.Form):
+    display_name = forms.CharField(max_length=200, required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)

@@ -21,5 +21,6 @@ urlpatterns = [
     path("audit/export", audit.audit_export, name="audit-export"),
     path("r/<path:name>/-/manifests/<str:digest>/", repositories.manifest, name="manifest"),
     path("r/<path:name>/-/tags/<str:tag>/delete/", repositories.tag_delete, name="tag-delete"),
+    path("r/<path:name>/-/settings/", repositories.repository_settings, name="repository-settings"),
     path("r/<path:name>/", repositories.repository, name="repository"),
 ]

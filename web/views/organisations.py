@@ -97,6 +97,9 @@ def organisation(request: HttpRequest, org: str) -> HttpResponse:
         else [],
         "member_form": member_form,
         "team_form": team_form,
+        "settings_form": forms.OrganisationSettingsForm(
+            initial={"display_name": found.display_name, "description": found.description}
+        ),
     }
     return render(request, "web/organisation.html", context)
 
@@ -147,6 +150,16 @@ def _organisation_post(
                     new_team,
                 )
         return None, member_form, new_team
+    if what == "settings":
+        settings_form = forms.OrganisationSettingsForm(request.POST)
+        if settings_form.is_valid():
+            actions.organisation_update(
+                organisation=org,
+                display_name=settings_form.cleaned_data["display_name"],
+                description=settings_form.cleaned_data["description"],
+            )
+            messages.success(request, f"Saved the settings of {org.name}.")
+        return here, member_form, team_form
     messages.error(request, "Unknown form.")
     return here, member_form, team_form
 

@@ -16,9 +16,11 @@ from django.views.decorators.http import require_http_methods
 
 from registry.models import Manifest, ManifestChild, Repository, Tag
 from registry.services.manifests import manifest_delete
-from teams.models import Level
+from teams.actions import repository_update
+from teams.models import Level, RepositoryGrant
 from web import images, queries
 from web.access import actor_of, may_see_activity, readable_repository
+from web.forms import RepositorySettingsForm
 from web.markdown import render as render_markdown
 
 SORTS = {
@@ -174,4 +176,36 @@ def manifest(request: HttpRequest, name: str, digest: str) -> HttpResponse:
             "history": history,
             "is_admin": level >= Level.ADMIN,
         },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def repository_settings(request: HttpRequest, name: str) -> HttpResponse:
+    actor = actor_of(request)
+    repo, level = readable_repository(actor, name)
+    if level < Level.ADMIN:
+        return render(
+            request,
+            "403.html",
+            {"reason": f"Only administrators of {repo.name} may change its settings."},
+            status=403,
+        )
+    full = Repository.objects.select_related("namespace").get(pk=repo.pk)
+    initial = {"description": full.description, "visibility": full.visibility}
+    form = RepositorySettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        repository_update(
+            repository=full,
+            description=form.cleaned_data["description"],
+            visibility=form.cleaned_data["visibility"],
+        )
+        messages.success(request, f"Saved the settings of {full.name}.")
+        return redirect(reverse("web:repository", args=[full.name]))
+    grants = RepositoryGrant.objects.filter(repository=full).select_related(
+        "user", "team__organisation", "robot__organisation"
+    )
+    return render(
+        request,
+        "web/repository_settings.html",
+        {"repository": full, "form": form, "grants": grants},
     )
