@@ -543,3 +543,17 @@ def test_it_lets_an_owner_edit_the_organisation(people: People) -> None:
     signed_in(people.bob).post("/orgs/acme/", {"form": "settings", "display_name": "Bob's"})
     people.acme.refresh_from_db()
     assert people.acme.display_name == "ACME Corp"
+
+
+def test_it_renders_a_page_of_many_tags_in_a_fixed_number_of_queries(
+    people: People, settings: Any, django_assert_max_num_queries: Any
+) -> None:
+    from tests.factories import TagFactory
+
+    settings.HUB_WEB_PAGE_SIZE = 50
+    TagFactory.create_batch(120, repository=people.public)
+    client = signed_in(people.alice)
+    client.get("/r/acme/public/")
+    with django_assert_max_num_queries(20):
+        html = page(client, "/r/acme/public/?sort=name&page=2")
+    assert "Page 2 of 3" in html and html.count("/-/manifests/") == 50

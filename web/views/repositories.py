@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery, Sum
+from django.db.models import Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -31,6 +31,16 @@ SORTS = {
 }
 
 
+def _image_sizes(page_tags: Sequence[Tag]) -> dict[int, int]:
+    """The size of each manifest's blobs (config and layers), for one page of tags only."""
+    sizes = (
+        Manifest.blobs.through.objects.filter(manifest_id__in=[t.manifest_id for t in page_tags])
+        .values("manifest_id")
+        .annotate(total=Sum("blob__size"))
+    )
+    return {row["manifest_id"]: row["total"] or 0 for row in sizes}
+
+
 def _index_sizes(page_tags: Sequence[Tag]) -> dict[int, int]:
     """The size of what each index on the page names (its children's blobs)."""
     indexes = [t.manifest_id for t in page_tags if t.manifest.media_type in images.mt.INDEXES]
@@ -50,27 +60,21 @@ def repository(request: HttpRequest, name: str) -> HttpResponse:
     sort = request.GET.get("sort", "updated")
     if sort not in SORTS:
         sort = "updated"
-    blob_sizes = (
-        Manifest.blobs.through.objects.filter(manifest_id=OuterRef("manifest_id"))
-        .values("manifest_id")
-        .annotate(total=Sum("blob__size"))
-        .values("total")  # type: ignore[misc]
-    )
-    tags = (
-        Tag.objects.filter(repository=full)
-        .select_related("manifest")
-        .defer("manifest__content")
-        .annotate(blob_size=Subquery(blob_sizes))
-        .order_by(*SORTS[sort])
-    )
+    # Sort and page the tags alone, then load the page's rows with their manifests: the
+    # join then covers one page, not every tag (a repository may have 10,000 of them).
+    tag_ids = Tag.objects.filter(repository=full).order_by(*SORTS[sort])
     if query:
-        tags = tags.filter(name__icontains=query)
-    page = Paginator(tags, settings.HUB_WEB_PAGE_SIZE).get_page(request.GET.get("page"))
-    page_tags = list(page.object_list)
-    index_sizes = _index_sizes(page_tags)
+        tag_ids = tag_ids.filter(name__icontains=query)
+    page = Paginator(tag_ids.values_list("pk", flat=True), settings.HUB_WEB_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    ids = list(page.object_list)
+    loaded = Tag.objects.select_related("manifest").defer("manifest__content").in_bulk(ids)
+    page_tags = [loaded[pk] for pk in ids if pk in loaded]
+    sizes = _image_sizes(page_tags) | _index_sizes(page_tags)
     index_content = dict(
         Manifest.objects.filter(
-            pk__in=[t.manifest_id for t in page_tags if t.manifest_id in index_sizes]
+            pk__in=[t.manifest_id for t in page_tags if t.manifest.media_type in images.mt.INDEXES]
         ).values_list("pk", "content")
     )
     show_activity = may_see_activity(actor, full)
@@ -85,7 +89,7 @@ def repository(request: HttpRequest, name: str) -> HttpResponse:
         rows.append(
             {
                 "tag": tag,
-                "size": index_sizes.get(tag.manifest_id, getattr(tag, "blob_size", 0) or 0),
+                "size": sizes.get(tag.manifest_id, 0),
                 "platforms": platforms,
                 "pushed": pushed.get(tag.name),
             }
