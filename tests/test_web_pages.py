@@ -557,3 +557,45 @@ def test_it_renders_a_page_of_many_tags_in_a_fixed_number_of_queries(
     with django_assert_max_num_queries(20):
         html = page(client, "/r/acme/public/?sort=name&page=2")
     assert "Page 2 of 3" in html and html.count("/-/manifests/") == 50
+
+
+# --- robots ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("who", "status"), [("bob", 403), ("charlie", 404), ("anonymous", 404)])
+def test_it_keeps_robots_to_owners(people: People, who: str, status: int) -> None:
+    client = viewer(people, who)
+    for url in ("/orgs/acme/robots/new/", "/orgs/acme/robots/ci/", "/orgs/acme/robots/ci/disable/"):
+        page(client, url, status)
+    assert client.post("/orgs/acme/robots/ci/disable/").status_code == status
+    people.robot.refresh_from_db()
+    assert people.robot.disabled_at is None
+
+
+def test_it_lets_an_owner_create_a_robot_and_give_it_a_token(people: People) -> None:
+    alice = signed_in(people.alice)
+    response = alice.post("/orgs/acme/robots/new/", {"name": "deploy", "may_create": "on"})
+    assert response["Location"] == "/orgs/acme/robots/deploy/"
+    response = alice.post("/orgs/acme/robots/deploy/", {"name": "pipeline", "expires": "30"})
+    html = response.content.decode()
+    assert "hubt_" in html and response["Cache-Control"] == "no-store"
+    token = AccessToken.objects.get(robot__name="deploy")
+    assert token.expires_at is not None and token.scopes == []
+    taken = alice.post("/orgs/acme/robots/new/", {"name": "deploy"})
+    assert "already has a robot" in taken.content.decode()
+
+
+def test_it_revokes_a_robot_token_and_disables_the_robot_after_confirming(
+    people: People,
+) -> None:
+    alice = signed_in(people.alice)
+    token = AccessToken.objects.get(robot=people.robot)
+    url = f"/orgs/acme/robots/ci/tokens/{token.pk}/revoke/"
+    assert "Revoke the token" in page(alice, url)
+    assert alice.post(url).status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert "Disable the robot" in page(alice, "/orgs/acme/robots/ci/disable/")
+    alice.post("/orgs/acme/robots/ci/disable/")
+    people.robot.refresh_from_db()
+    assert people.robot.disabled_at is not None

@@ -106,3 +106,20 @@ class RepositorySettingsForm(forms.Form):
 class OrganisationSettingsForm(forms.Form):
     display_name = forms.CharField(max_length=200, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class RobotForm(forms.Form):
+    name = forms.CharField(
+        max_length=64,
+        validators=[namespace_validator],
+        help_text="It signs in as organisation+name.",
+    )
+    description = forms.CharField(max_length=500, required=False)
+    may_create = forms.BooleanField(
+        required=False, label="May create repositories in the organisation's namespace"
+    )
+
+
+class RobotTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="E.g. the CI pipeline that uses it.")
+    expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires in")

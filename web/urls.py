@@ -3,7 +3,7 @@ the name and what follows (a name component is never just `-`)."""
 
 from django.urls import path
 
-from web.views import account, audit, browse, organisations, repositories
+from web.views import account, audit, browse, organisations, repositories, robots
 
 app_name = "web"
 
@@ -14,6 +14,14 @@ urlpatterns = [
     path("orgs/new/", organisations.organisation_new, name="organisation-new"),
     path("orgs/<str:org>/", organisations.organisation, name="organisation"),
     path("orgs/<str:org>/teams/<str:name>/", organisations.team, name="team"),
+    path("orgs/<str:org>/robots/new/", robots.robot_new, name="robot-new"),
+    path("orgs/<str:org>/robots/<str:name>/", robots.robot, name="robot"),
+    path("orgs/<str:org>/robots/<str:name>/disable/", robots.robot_disable, name="robot-disable"),
+    path(
+        "orgs/<str:org>/robots/<str:name>/tokens/<int:token_id>/revoke/",
+        robots.robot_token_revoke,
+        name="robot-token-revoke",
+    ),
     path("settings/", account.settings_home, name="settings"),
     path("settings/tokens/", account.tokens, name="tokens"),
     path("settings/tokens/<int:token_id>/revoke/", account.token_revoke_page, name="token-revoke"),
