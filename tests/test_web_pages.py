@@ -599,3 +599,26 @@ def test_it_revokes_a_robot_token_and_disables_the_robot_after_confirming(
     alice.post("/orgs/acme/robots/ci/disable/")
     people.robot.refresh_from_db()
     assert people.robot.disabled_at is not None
+
+
+def test_it_lets_an_owner_add_and_remove_default_grants(people: People) -> None:
+    from teams.models import DefaultGrant
+
+    alice = signed_in(people.alice)
+    alice.post(
+        "/orgs/acme/", {"form": "default-grant", "default-team": "devs", "default-level": "1"}
+    )
+    grant = DefaultGrant.objects.get(organisation=people.acme)
+    assert grant.team == people.devs and grant.level == Level.READ
+    alice.post(
+        "/orgs/acme/", {"form": "default-grant", "default-team": "nope", "default-level": "1"}
+    )
+    assert DefaultGrant.objects.count() == 1
+    assert (
+        signed_in(people.bob)
+        .post("/orgs/acme/", {"form": "remove-default-grant", "id": grant.pk})
+        .status_code
+        == 403
+    )
+    alice.post("/orgs/acme/", {"form": "remove-default-grant", "id": grant.pk})
+    assert not DefaultGrant.objects.exists()

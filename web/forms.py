@@ -123,3 +123,8 @@ class RobotForm(forms.Form):
 class RobotTokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="E.g. the CI pipeline that uses it.")
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires in")
+
+
+class DefaultGrantForm(forms.Form):
+    team = forms.CharField(max_length=64, help_text="A team of this organisation.")
+    level = forms.ChoiceField(choices=LEVEL_CHOICES[:3], initial=str(int(Level.READ)))

@@ -97,6 +97,7 @@ def organisation(request: HttpRequest, org: str) -> HttpResponse:
         else [],
         "member_form": member_form,
         "team_form": team_form,
+        "default_form": forms.DefaultGrantForm(prefix="default"),
         "settings_form": forms.OrganisationSettingsForm(
             initial={"display_name": found.display_name, "description": found.description}
         ),
@@ -150,6 +151,31 @@ def _organisation_post(
                     new_team,
                 )
         return None, member_form, new_team
+    if what == "default-grant":
+        default_form = forms.DefaultGrantForm(request.POST, prefix="default")
+        granted: Team | None = None
+        if default_form.is_valid():
+            name = default_form.cleaned_data["team"]
+            granted = Team.objects.filter(organisation=org, name=name).first()
+        if granted is None:
+            messages.error(request, f"{org.name} has no such team: no default grant added.")
+        else:
+            level = int(default_form.cleaned_data["level"])
+            actions.default_grant_add(organisation=org, level=level, team=granted)
+            messages.success(
+                request, f"New repositories will grant {granted.name} {Level(level).label}."
+            )
+        return here, member_form, team_form
+    if what == "remove-default-grant":
+        given = str(request.POST.get("id", ""))
+        default = DefaultGrant.objects.filter(
+            organisation=org, pk=int(given) if given.isdigit() else 0
+        )
+        found = default.select_related("organisation", "user", "team", "robot").first()
+        if found is not None:
+            actions.default_grant_remove(default_grant=found)
+            messages.success(request, "Removed the default grant (existing grants stay).")
+        return here, member_form, team_form
     if what == "settings":
         settings_form = forms.OrganisationSettingsForm(request.POST)
         if settings_form.is_valid():
