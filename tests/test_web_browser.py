@@ -161,6 +161,11 @@ def test_it_walks_through_the_web_ui(
     tags = page.inner_text("#tags")
     assert "1.0" in tags and "erin" in tags and image.digest[:19] in tags
     check.look("repository")
+    page.fill("#tag-filter", "eri")  # htmx swaps the table in place
+    page.wait_for_function("!document.querySelector('#tags').innerText.includes('1.0')")
+    assert "erin" in page.inner_text("#tags") and "q=eri" in page.url
+    page.fill("#tag-filter", "")
+    page.wait_for_function("document.querySelector('#tags').innerText.includes('1.0')")
     page.click("#tags a:text-is('1.0')")
     main = page.inner_text("main")
     assert "application/vnd.oci.image.layer.v1.tar+gzip" in main
@@ -192,6 +197,8 @@ def test_it_walks_through_the_web_ui(
     page.click("form button:has-text('Create token')")
     assert page.inner_text("#new-token").startswith("hubt_")
     check.look("tokens")
+    page.goto(f"{url}/accounts/email/")
+    check.look("settings-email")
 
     # The audit log, exported as CSV (sealed events only: wait for the sealer).
     page.goto(f"{url}/audit/?action=org.create")

@@ -363,8 +363,21 @@ def test_it_lets_an_owner_add_members_and_teams(people: People) -> None:
 
 def test_it_keeps_the_last_owner(people: People) -> None:
     alice = signed_in(people.alice)
-    alice.post("/orgs/acme/", {"form": "remove-member", "username": "alice"})
+    alice.post("/orgs/acme/", {"form": "remove-member", "username": "alice", "confirmed": "yes"})
     assert Membership.objects.filter(organisation=people.acme, user=people.alice).exists()
+
+
+def test_it_confirms_before_removing_a_member(people: People) -> None:
+    alice = signed_in(people.alice)
+    asked = alice.post("/orgs/acme/", {"form": "remove-member", "username": "bob"})
+    html = asked.content.decode()
+    assert "Remove bob from acme?" in html and 'name="confirmed" value="yes"' in html
+    assert Membership.objects.filter(organisation=people.acme, user=people.bob).exists()
+    alice.post("/orgs/acme/", {"form": "remove-member", "username": "bob", "confirmed": "yes"})
+    assert not Membership.objects.filter(organisation=people.acme, user=people.bob).exists()
+    assert not TeamMember.objects.filter(user=people.bob).exists()
+    asked = alice.post("/orgs/acme/teams/devs/", {"form": "remove-member", "username": "x"})
+    assert asked.status_code == 302  # no such user: nothing to confirm
 
 
 def test_it_refuses_organisation_changes_from_a_member(people: People) -> None:
@@ -620,5 +633,17 @@ def test_it_lets_an_owner_add_and_remove_default_grants(people: People) -> None:
         .status_code
         == 403
     )
-    alice.post("/orgs/acme/", {"form": "remove-default-grant", "id": grant.pk})
+    asked = alice.post("/orgs/acme/", {"form": "remove-default-grant", "id": grant.pk})
+    assert "Yes, remove this default grant" in asked.content.decode()
+    assert DefaultGrant.objects.exists()
+    alice.post("/orgs/acme/", {"form": "remove-default-grant", "id": grant.pk, "confirmed": "yes"})
     assert not DefaultGrant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["/accounts/email/", "/accounts/password/change/", "/accounts/2fa/"]
+)
+def test_it_shows_allauths_settings_pages_with_hubs_settings_menu(people: People, url: str) -> None:
+    html = page(signed_in(people.alice), url)
+    assert "Skip to content" in html and 'aria-label="Settings"' in html
+    assert "/settings/tokens/" in html

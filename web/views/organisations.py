@@ -39,6 +39,22 @@ def _messages(exc: ValidationError) -> str:
     return " ".join(str(m) for m in exc.messages)
 
 
+def _unconfirmed(request: HttpRequest, title: str, text: str) -> HttpResponse | None:
+    """A destructive form posts twice: first it answers with a confirmation page, whose
+    form posts the same fields again with confirmed=yes."""
+    if request.POST.get("confirmed") == "yes":
+        return None
+    fields = [(k, v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken"]
+    context = {
+        "title": title,
+        "text": text,
+        "button": "Yes, " + title[0].lower() + title[1:].rstrip("?"),
+        "cancel": request.path,
+        "fields": [*fields, ("confirmed", "yes")],
+    }
+    return render(request, "web/confirm.html", context)
+
+
 def _last_owner(org: Organisation, user: Any) -> bool:
     owners = Membership.objects.filter(organisation=org, role=Membership.Role.OWNER)
     return owners.count() == 1 and owners.filter(user=user).exists()
@@ -127,6 +143,13 @@ def _organisation_post(
     if what == "remove-member":
         user = _user(request.POST.get("username", ""))
         if user is not None:
+            asked = _unconfirmed(
+                request,
+                f"Remove {user.username} from {org.name}?",
+                "They leave every team of the organisation and lose what those teams grant.",
+            )
+            if asked is not None:
+                return asked, member_form, team_form
             if _last_owner(org, user):
                 messages.error(request, "The last owner cannot leave; make someone else owner.")
             else:
@@ -173,6 +196,13 @@ def _organisation_post(
         )
         found = default.select_related("organisation", "user", "team", "robot").first()
         if found is not None:
+            asked = _unconfirmed(
+                request,
+                "Remove this default grant?",
+                "Repositories created from now on will not get it; existing grants stay.",
+            )
+            if asked is not None:
+                return asked, member_form, team_form
             actions.default_grant_remove(default_grant=found)
             messages.success(request, "Removed the default grant (existing grants stay).")
         return here, member_form, team_form
@@ -220,6 +250,13 @@ def team(request: HttpRequest, org: str, name: str) -> HttpResponse:
         elif what == "remove-member":
             user = _user(request.POST.get("username", ""))
             if user is not None:
+                asked = _unconfirmed(
+                    request,
+                    f"Remove {user.username} from the team {found.name}?",
+                    "They stay in the organisation but lose what this team grants.",
+                )
+                if asked is not None:
+                    return asked
                 actions.team_member_remove(team=found, user=user)
                 messages.success(request, f"Removed {user.username} from {found.name}.")
             return here
