@@ -217,11 +217,13 @@ def test_it_answers_htmx_with_the_tag_table_only(people: People) -> None:
 def test_it_renders_the_description_as_sanitised_markdown(people: People) -> None:
     actions.repository_update(
         repository=people.public,
-        description="# Title\n\n**bold** <script>alert(1)</script> [x](javascript:alert(1))",
+        description="# Title\n\n**bold** <script>alert(1)</script> [x](javascript:alert(1))"
+        ' <img src="https://tracker.example/p.gif" onerror="alert(1)">',
     )
     html = page(Client(), "/r/acme/public/")
     assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html
     assert "<script>alert" not in html and "javascript:" not in html
+    assert "tracker.example" not in html and "onerror" not in html
 
 
 # --- deleting a tag -------------------------------------------------------------------------
