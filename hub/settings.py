@@ -67,10 +67,13 @@ INSTALLED_APPS = [
     "teams",
     "accounts",
     "audit",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files for the web UI (hub/wsgi.py keeps it off the /v2/ chain).
+    "web.static.StaticFilesMiddleware",
     "audit.context.AuditContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,6 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context.site",
             ],
         },
     },
@@ -142,6 +146,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+
+# --- Web UI (web/) --------------------------------------------------------------------------
+
+# whitenoise serves static files straight from the finders: no `collectstatic` step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+# Tags per page on a repository page.
+HUB_WEB_PAGE_SIZE = env_int("HUB_WEB_PAGE_SIZE", 50, minimum=1)
 
 # --- Registry -------------------------------------------------------------------------------
 

@@ -9,4 +9,10 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("hub.api_urls")),
+    # The web UI: every other page.
+    path("", include("web.urls")),
 ]
+
+handler403 = "web.views.errors.forbidden"
+handler404 = "web.views.errors.not_found"
+handler500 = "web.views.errors.server_error"
