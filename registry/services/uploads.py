@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import audit
+from hub import metrics
 from registry.digests import Digest, PlainHash, ResumableHash
 from registry.errors import RegistryError
 from registry.models import Blob, Repository, RepositoryBlob, Upload
@@ -218,6 +219,7 @@ def _write(upload: Upload, lease: _Lease, chunks: Iterable[bytes]) -> None:
     )
     upload.storage_state = state
     upload.size += written
+    metrics.BYTES_PUSHED.inc(written)
     upload.hash_state = hasher.state() if hasher is not None else None
 
 
@@ -303,6 +305,7 @@ def upload_finish(
                 digest=blob.digest,
                 details={"size": blob.size},
             )
+        metrics.UPLOAD_DURATION.observe((timezone.now() - current.created_at).total_seconds())
         return blob
     except BaseException:
         lease.release()
