@@ -9,25 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from hub.env import env_bool, env_choice, env_int, env_str
-
-
-class HubWorker(ThreadWorker):
-    """gunicorn's threaded worker, refusing new connections as soon as it is told to stop.
-
-    On SIGTERM gunicorn stops polling its listening socket but keeps it open until the
-    in-flight requests are done; meanwhile the kernel still completes handshakes into
-    the backlog, and those clients hang until the grace period ends. Closed at once, a
-    connection attempt is refused and a proxy retries another node.
-    """
-
-    def set_accept_enabled(self, enabled: bool) -> None:
-        super().set_accept_enabled(enabled)
-        if not enabled and not self.alive:
-            for listener in self.sockets:
-                listener.close()
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -59,7 +42,7 @@ def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]
         "bind": bind,
         "workers": workers,
         "threads": threads,
-        "worker_class": "hub.server.HubWorker",
+        "worker_class": "hub.worker.HubWorker",
         # A slow client pushing a large layer must not be killed mid-upload.
         "timeout": env_int("HUB_WEB_TIMEOUT", 3600, minimum=1),
         "graceful_timeout": env_int("HUB_WEB_GRACEFUL_TIMEOUT", 300, minimum=1),

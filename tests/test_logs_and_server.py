@@ -87,7 +87,7 @@ def test_it_uses_the_json_logger_only_when_asked(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("HUB_LOG_FORMAT", "json")
     json_options = server.gunicorn_options(bind="127.0.0.1:5000", workers=1, threads=1)
     assert json_options["logger_class"] == "hub.logs.JsonGunicornLogger"
-    assert json_options["worker_class"] == "hub.server.HubWorker"
+    assert json_options["worker_class"] == "hub.worker.HubWorker"
 
 
 def test_it_empties_an_operators_metrics_directory(
