@@ -89,6 +89,8 @@ def test_it_passes_nginx_own_check(tmp_path: Path) -> None:
     text = (DEPLOY / "nginx.conf").read_text()
     text = text.replace("web1:5000", "127.0.0.1:5025").replace("web2:5000", "127.0.0.1:5026")
     text = text.replace("listen 80;", "listen 127.0.0.1:5027;").replace("listen [::]:80;", "")
+    # nginx -t creates the temporary directories: keep them out of the shared /tmp.
+    text = text.replace("/tmp/nginx", str(tmp_path / "nginx"))
     conf = tmp_path / "nginx.conf"
     conf.write_text(text)
     done = subprocess.run(
