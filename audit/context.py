@@ -72,6 +72,8 @@ class AuditContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         ctx = context_for(request)
         request.audit_context = ctx  # type: ignore[attr-defined]
+        # The WSGI environ (META) outlives the response: gunicorn's access line reads it.
+        request.META["hub.request_id"] = ctx.request_id
         token = _current.set(ctx)
         try:
             response = self.get_response(request)

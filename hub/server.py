@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from hub.env import env_int, env_str
+from hub.env import env_bool, env_choice, env_int, env_str
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook (master): a worker is gone, so its live gauges must go too."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def metrics_directory() -> tuple[Path, bool]:
+    """The multiprocess metrics directory for this run, emptied; and whether we made it.
+
+    Files left by an earlier run would be added to this run's counts (and a new worker
+    may get an old pid), so an operator's PROMETHEUS_MULTIPROC_DIR is emptied first.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path, False
+    return Path(tempfile.mkdtemp(prefix="hub-metrics-")), True
 
 
 def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]:
@@ -14,7 +42,7 @@ def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]
         "bind": bind,
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": "hub.worker.HubWorker",
         # A slow client pushing a large layer must not be killed mid-upload.
         "timeout": env_int("HUB_WEB_TIMEOUT", 3600, minimum=1),
         "graceful_timeout": env_int("HUB_WEB_GRACEFUL_TIMEOUT", 300, minimum=1),
@@ -27,6 +55,12 @@ def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]
         "proc_name": "hub",
         # Several Hub processes may run on one machine: no shared control socket.
         "control_socket_disable": True,
+        "child_exit": child_exit,
+        **(
+            {"logger_class": "hub.logs.JsonGunicornLogger"}
+            if env_choice("HUB_LOG_FORMAT", ("plain", "json"), "plain") == "json"
+            else {}
+        ),
     }
 
 
@@ -49,7 +83,6 @@ class HubServer(BaseApplication):
 def main(argv: list[str] | None = None) -> int:
     """`python -m hub.server --bind HOST:PORT --workers N --threads N` (what `hub serve` runs)."""
     import argparse
-    import os
     import sys
 
     from django.core.exceptions import ImproperlyConfigured
@@ -65,7 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     except ImproperlyConfigured as exc:
         print(f"hub: configuration error: {exc}", file=sys.stderr)
         return 2
-    HubServer(options).run()
+    made = None
+    if env_bool("HUB_METRICS_ENABLED", False):
+        # Set before the workers fork: each counts into its own file in this directory.
+        path, owned = metrics_directory()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+        made = path if owned else None
+    try:
+        HubServer(options).run()
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0
 
 

@@ -144,8 +144,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# The container image collects static files at build time, outside the data volume.
+STATIC_ROOT = Path(env_str("HUB_STATIC_ROOT", str(DATA_DIR / "static"))).resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Collected static files (`hub collectstatic`, as the image does) and, without them, the
+# finders' are served by Hub itself (web.static), so one image needs no web server beside it.
 
 # --- Web UI (web/) --------------------------------------------------------------------------
 
@@ -357,9 +360,27 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Operations -----------------------------------------------------------------------------
+
+# Prometheus metrics at /metrics, for site administrators or the bearer HUB_METRICS_TOKEN.
+HUB_METRICS_ENABLED = env_bool("HUB_METRICS_ENABLED", False)
+HUB_METRICS_TOKEN = env_str("HUB_METRICS_TOKEN")
+if HUB_METRICS_ENABLED:
+    # Outermost, so that it times everything the other middleware does too.
+    MIDDLEWARE.insert(0, "hub.metrics_view.MetricsMiddleware")
+
+# `plain` for a terminal, `json` (one object per line on stdout) for log collectors.
+HUB_LOG_FORMAT = env_choice("HUB_LOG_FORMAT", ("plain", "json"), "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "hub.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout" if HUB_LOG_FORMAT == "json" else "ext://sys.stderr",
+            **({"formatter": "json"} if HUB_LOG_FORMAT == "json" else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("HUB_LOG_LEVEL", "INFO").upper()},
 }

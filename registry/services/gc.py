@@ -36,6 +36,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 import audit
+from hub import metrics
 from registry.locks import collection_lock, digest_locks
 from registry.models import Blob, GcRun, Manifest, ManifestChild, Repository, RepositoryBlob, Tag
 from registry.storage import StorageError, get_storage
@@ -98,8 +99,16 @@ def collect(*, grace_seconds: int | None = None, dry_run: bool = False) -> GcRep
                 garbage_blobs(cutoff, ignoring=doomed).values_list("digest", "size")
             )
         else:
-            report.blobs = _remove_blobs(cutoff)
+            try:
+                report.blobs = _remove_blobs(cutoff)
+            except Exception:
+                metrics.GC_RUNS.labels(outcome="failure").inc()
+                raise
         _finish(run, report)
+    if not dry_run:
+        metrics.GC_RUNS.labels(outcome="success").inc()
+        metrics.GC_BYTES_FREED.inc(report.bytes_freed)
+        metrics.GC_BLOBS_DELETED.inc(len(report.blobs))
     return report
 
 

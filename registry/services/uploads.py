@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import audit
+from hub import metrics
 from hub.tasks import send_on_commit
 from registry.digests import Digest, PlainHash, ResumableHash
 from registry.errors import RegistryError
@@ -254,6 +255,7 @@ def _write(upload: Upload, lease: _Lease, chunks: Iterable[bytes]) -> None:
     )
     upload.storage_state = state
     upload.size += written
+    metrics.BYTES_PUSHED.inc(written)
     upload.hash_state = hasher.state() if hasher is not None else None
 
 
@@ -346,6 +348,7 @@ def upload_finish(
             )
             if stored_before:  # the store has the blob: this session's data goes
                 send_on_commit(remove_upload_data, str(current.id), current.storage_state)
+        metrics.UPLOAD_DURATION.observe((timezone.now() - current.created_at).total_seconds())
         return blob
     except BaseException:
         lease.release()

@@ -14,6 +14,7 @@ from django.http import (
 )
 
 import audit
+from hub import metrics
 from registry import access, reads
 from registry.errors import RegistryError
 from registry.models import RepositoryBlob
@@ -106,6 +107,7 @@ def _download(
             headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"},
         )
         response["Content-Length"] = str(end - start + 1)
+        metrics.BYTES_PULLED.inc(end - start + 1)
         return response
     path = storage.blob_path(digest)
     if path is not None:
@@ -120,6 +122,9 @@ def _download(
             storage.blob_read(digest), content_type="application/octet-stream", headers=headers
         )
     response["Content-Length"] = str(size)
+    # Counted when the body is handed to the server (a client that hangs up early is
+    # counted in full): a wrapper around the body would cost sendfile.
+    metrics.BYTES_PULLED.inc(size)
     return response
 
 

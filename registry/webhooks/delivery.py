@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
+from hub import metrics
 from registry.webhooks.dispatch import backoff
 from registry.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from registry.webhooks.safety import Target, UnsafeTarget, resolve
@@ -111,11 +112,13 @@ def attempt(delivery: WebhookDelivery) -> WebhookAttempt:
             error = f"refused: {exc}"
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
+    elapsed = time.monotonic() - clock
+    metrics.WEBHOOK_DURATION.observe(elapsed)
     record = WebhookAttempt(
         delivery=delivery,
         number=delivery.attempts + 1,
         started_at=started,
-        duration_ms=int((time.monotonic() - clock) * 1000),
+        duration_ms=int(elapsed * 1000),
         status_code=status,
         error=error,
     )
@@ -129,12 +132,15 @@ def _settle(delivery: WebhookDelivery, hook: Webhook, record: WebhookAttempt) ->
         record.save()
         delivery.attempts = record.number
         if not record.error:
+            metrics.WEBHOOK_DELIVERIES.labels(outcome="success").inc()
             delivery.state = WebhookDelivery.State.DELIVERED
             Webhook.objects.filter(pk=hook.pk).update(failing_since=None, last_success_at=now)
         else:
             if not hook.enabled or record.number >= settings.HUB_WEBHOOK_MAX_ATTEMPTS:
+                metrics.WEBHOOK_DELIVERIES.labels(outcome="gave_up").inc()
                 delivery.state = WebhookDelivery.State.FAILED
             else:
+                metrics.WEBHOOK_DELIVERIES.labels(outcome="failure").inc()
                 delivery.next_attempt_at = now + backoff(record.number)
             if hook.enabled:
                 _note_failure(hook, record, now)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -33,7 +35,11 @@ class Command(BaseCommand):
         if ":" not in bind and not bind.startswith("unix:"):
             raise CommandError(f"--bind must be HOST:PORT (got {bind!r})")
         gunicorn_options(bind=bind, workers=workers, threads=threads)  # bad settings stop us here
-        self.stdout.write(f"Hub serving on http://{bind}/ ({workers} workers x {threads} threads)")
+        message = f"Hub serving on http://{bind}/ ({workers} workers x {threads} threads)"
+        if settings.HUB_LOG_FORMAT == "json":
+            logging.getLogger("hub.serve").info(message)
+        else:
+            self.stdout.write(message)
         self.stdout.flush()
         sys.stderr.flush()
         # Start afresh as a bare gunicorn master: this process has loaded Django and every
