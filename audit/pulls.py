@@ -4,7 +4,8 @@ Every manifest GET is recorded, but a pull changes nothing, so its event need no
 share a transaction with anything: under gunicorn, pulls are queued in the worker
 and a background thread inserts them together every HUB_AUDIT_PULL_FLUSH_MS
 (and at the worker's exit), so a pull costs no write of its own. Outside a server
-(tests, commands) or with the setting at 0, each pull is inserted at once.
+(tests, commands) or with the setting at 0, each pull is inserted at once. With
+HUB_AUDIT_PULLS off, pulls are not recorded at all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ _thread: threading.Thread | None = None
 
 
 def record_pull(*, request: HttpRequest, **kwargs: Any) -> None:
+    if not settings.HUB_AUDIT_PULLS:
+        return
     event = build(request=request, **kwargs)
     interval = settings.HUB_AUDIT_PULL_FLUSH_MS / 1000
     if interval <= 0 or "gunicorn.socket" not in request.META:
