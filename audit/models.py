@@ -80,6 +80,7 @@ class Event(InsertOnly):
             models.Index(fields=["repository", "id"], name="audit_event_repo"),
             models.Index(fields=["actor_name", "id"], name="audit_event_actor"),
             models.Index(fields=["action", "id"], name="audit_event_action"),
+            models.Index(fields=["client_address", "id"], name="audit_event_client"),
         ]
 
     def __str__(self) -> str:
