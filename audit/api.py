@@ -26,6 +26,7 @@ from audit.queries import (
     apply_filters,
     organisation_activity,
     visible_events,
+    whole_chains,
 )
 from teams.api.common import person, visible_organisation
 
@@ -120,7 +121,8 @@ class EventExport(APIView):
         if fmt not in exporting.FORMATS:
             raise ValidationError({"format": [f"one of {', '.join(exporting.FORMATS)}"]})
         response = StreamingHttpResponse(
-            exporting.render(fmt, events), content_type=exporting.CONTENT_TYPES[fmt]
+            exporting.render(fmt, events, whole_chains(request.query_params)),
+            content_type=exporting.CONTENT_TYPES[fmt],
         )
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         extension = "csv" if fmt == "csv" else "jsonl"

@@ -10,11 +10,13 @@ import csv
 import io
 import json
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db import connections, transaction
+from django.db.models import CharField, F, Func, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from audit.canonical import CONTENT_FIELDS, canonical, iso
 from audit.models import Event
@@ -32,23 +34,54 @@ _WHEN = CONTENT_FIELDS.index("occurred_at")
 _DETAILS = CONTENT_FIELDS.index("details")
 
 
-def sealed_rows(events: QuerySet[Event]) -> Iterator[dict[str, Any]]:
+# PostgreSQL writes occurred_at in the canonical form itself (audit.canonical.iso):
+# reading a timestamp into a datetime and formatting it again cost a third of a row.
+_PG_ISO = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+
+def sealed_rows(
+    events: QuerySet[Event], chains: Sequence[str] | None = None
+) -> Iterator[dict[str, Any]]:
     """Each sealed event's content plus seq, prev_hash and hash, chain by chain in order.
 
-    Plain tuples from a server-side cursor (PostgreSQL), CHUNK rows at a time: no model
-    instances, so memory stays flat and a row costs little more than its serialisation.
+    In seal order, (chain, seq) being the seals' unique index: PostgreSQL streams the rows
+    from it, where ordering by the event's chain made it sort them all first. `chains`,
+    when the filter is known to keep only those (an organisation's), limits the walk to
+    them. Plain tuples, CHUNK rows at a time: memory stays flat.
     """
-    rows = (
-        events.filter(seal__isnull=False)
-        .order_by("chain", "seal__seq")
-        .values_list(*CONTENT_FIELDS, "seal__seq", "seal__prev_hash", "seal__hash")
+    sealed = events.filter(seal__isnull=False)
+    if chains is not None:
+        sealed = sealed.filter(seal__chain__in=chains)
+    fields: list[Any] = list(CONTENT_FIELDS)
+    # details as its text: without a converter on any column, Django hands the database's
+    # rows on as they come; most are "{}".
+    sealed = sealed.annotate(details_text=Cast("details", TextField()))
+    fields[_DETAILS] = "details_text"
+    in_sql = connections[events.db].vendor == "postgresql"
+    if in_sql:
+        sealed = sealed.annotate(
+            occurred_at_iso=Func(F("occurred_at"), template=_PG_ISO, output_field=CharField())
+        )
+        fields[_WHEN] = "occurred_at_iso"
+    rows = sealed.order_by("seal__chain", "seal__seq").values_list(
+        *fields, "seal__seq", "seal__prev_hash", "seal__hash"
     )
+    loads = json.loads
     for values in rows.iterator(chunk_size=CHUNK):
         row = dict(zip(COLUMNS, values, strict=True))
-        row["occurred_at"] = iso(values[_WHEN])
-        if values[_DETAILS] is None:
-            row["details"] = {}
+        if not in_sql:
+            row["occurred_at"] = iso(values[_WHEN])
+        details = values[_DETAILS]
+        parsed = {} if details is None or details == "{}" else loads(details)
+        row["details"] = {} if parsed is None else parsed
         yield row
+
+
+def _one_snapshot(lines: Iterator[str], using: str) -> Iterator[str]:
+    """In a transaction: outside one Django declares the cursor WITH HOLD, and PostgreSQL
+    then computes and stores the whole result before the first row comes out."""
+    with transaction.atomic(using=using):
+        yield from lines
 
 
 def _batched(lines: Iterable[str]) -> Iterator[str]:
@@ -63,8 +96,30 @@ def _batched(lines: Iterable[str]) -> Iterator[str]:
         yield "".join(batch)
 
 
+# canonical(row) for a row of sealed_rows, written field by field into a template of its
+# sorted keys: what the JSON encoder writes for each value, at two thirds of its cost.
+_SORTED = sorted(COLUMNS)
+_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in _SORTED) + "}\n"
+_string = json.encoder.encode_basestring  # the canonical encoder's own, ensure_ascii off
+
+
+def _canonical_line(row: dict[str, Any]) -> str:
+    values = []
+    for key in _SORTED:
+        value = row[key]
+        if value.__class__ is str:
+            values.append(_string(value))
+        elif value.__class__ is int:
+            values.append(int.__repr__(value))
+        elif value is None:
+            values.append("null")
+        else:
+            values.append(canonical(value))
+    return _TEMPLATE % tuple(values)
+
+
 def jsonl(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    return _batched(canonical(row) + "\n" for row in rows)
+    return _batched(_canonical_line(row) for row in rows)
 
 
 def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -157,10 +212,12 @@ def ocsf_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     return _batched(dumps(ocsf(row)) + "\n" for row in rows)
 
 
-def render(fmt: str, events: QuerySet[Event]) -> Iterator[str]:
-    rows = sealed_rows(events)
+def render(fmt: str, events: QuerySet[Event], chains: Sequence[str] | None = None) -> Iterator[str]:
+    rows = sealed_rows(events, chains)
     if fmt == "csv":
-        return csv_lines(rows)
-    if fmt == "ocsf":
-        return ocsf_lines(rows)
-    return jsonl(rows)
+        lines = csv_lines(rows)
+    elif fmt == "ocsf":
+        lines = ocsf_lines(rows)
+    else:
+        lines = jsonl(rows)
+    return _one_snapshot(lines, events.db)

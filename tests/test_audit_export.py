@@ -61,7 +61,7 @@ def test_it_exports_exactly_the_canonical_form_of_each_sealed_event(
             action="manifest.push" if i % 2 else "auth.login",
             organisation="acme" if i % 3 else None,
             repository="acme/app" if i % 3 else None,
-            tag=f"v{i}",
+            tag=f'v{i} "quoted"\\ ✓\n\x01',  # everything a JSON string escapes
             details={"zeta": i, "ünïcode": '✓ "quoted", comma\nnewline', "n": 1.5, "a": None},
         )
     seal_pending()

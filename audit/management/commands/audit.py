@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import exporting
 from audit.models import Event
-from audit.queries import FILTERS, BadFilter, apply_filters
+from audit.queries import FILTERS, BadFilter, apply_filters, whole_chains
 from audit.sealing import seal_pending
 from audit.verify import DEFAULT_GRACE, verify
 
@@ -67,7 +67,7 @@ class Command(BaseCommand):
             events = apply_filters(Event.objects.all(), options)
         except BadFilter as exc:
             raise CommandError(str(exc)) from None
-        lines = exporting.render(options["format"], events)
+        lines = exporting.render(options["format"], events, whole_chains(options))
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8", newline="") as out:
                 out.writelines(lines)
