@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.http import HttpRequest
 
-from audit.models import Event
+from audit.models import Event, insert_all
 from audit.recording import build
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def flush() -> int:
         return 0
     try:
         with transaction.atomic():
-            Event.objects.bulk_create(batch, batch_size=1000)
+            insert_all(Event, [vars(event) for event in batch])
     except Exception:
         # Put them back: the next round tries again (the database may be restarting).
         log.exception("could not write %d pull events; will retry", len(batch))
