@@ -20,12 +20,12 @@ from django.db import close_old_connections, transaction
 from django.http import HttpRequest
 
 from audit.models import Event, insert_all
-from audit.recording import build
+from audit.recording import values
 
 log = logging.getLogger(__name__)
 
 _MAX_QUEUE = 5000
-_queue: list[Event] = []
+_queue: list[dict[str, Any]] = []  # events' fields: no model instances
 _lock = threading.Lock()
 _wake = threading.Event()
 _thread: threading.Thread | None = None
@@ -34,10 +34,10 @@ _thread: threading.Thread | None = None
 def record_pull(*, request: HttpRequest, **kwargs: Any) -> None:
     if not settings.HUB_AUDIT_PULLS:
         return
-    event = build(request=request, **kwargs)
+    event = values(request=request, **kwargs)
     interval = settings.HUB_AUDIT_PULL_FLUSH_MS / 1000
     if interval <= 0 or "gunicorn.socket" not in request.META:
-        event.save(force_insert=True)
+        Event(**event).save(force_insert=True)
         return
     with _lock:
         _queue.append(event)
@@ -65,7 +65,7 @@ def flush() -> int:
         return 0
     try:
         with transaction.atomic():
-            insert_all(Event, [vars(event) for event in batch])
+            insert_all(Event, batch)
     except Exception:
         # Put them back: the next round tries again (the database may be restarting).
         log.exception("could not write %d pull events; will retry", len(batch))
