@@ -26,6 +26,7 @@ from audit.queries import (
     apply_filters,
     organisation_activity,
     visible_events,
+    whole_chains,
 )
 from teams.api.common import person, visible_organisation
 
@@ -48,6 +49,13 @@ class NewestFirst(CursorPagination):
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 1000
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> tuple[str, ...]:
+        # Within a time range, newest first by time: the occurred_at index finds the page
+        # at once, where walking ids down from the newest passes every later event first.
+        if request.query_params.get("since") or request.query_params.get("until"):
+            return ("-occurred_at", "-id")
+        return ("-id",)
 
 
 _FILTER_PARAMETERS = [OpenApiParameter(name, str, required=False) for name in FILTERS]
@@ -113,7 +121,8 @@ class EventExport(APIView):
         if fmt not in exporting.FORMATS:
             raise ValidationError({"format": [f"one of {', '.join(exporting.FORMATS)}"]})
         response = StreamingHttpResponse(
-            exporting.render(fmt, events), content_type=exporting.CONTENT_TYPES[fmt]
+            exporting.render(fmt, events, whole_chains(request.query_params)),
+            content_type=exporting.CONTENT_TYPES[fmt],
         )
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         extension = "csv" if fmt == "csv" else "jsonl"

@@ -52,8 +52,13 @@ def content(event: Any) -> dict[str, Any]:
     return data
 
 
+# What json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) does,
+# without making a new encoder for every event.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(data)
 
 
 def chain_hash(prev_hash: str, event: Any) -> str:

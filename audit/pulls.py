@@ -4,7 +4,8 @@ Every manifest GET is recorded, but a pull changes nothing, so its event need no
 share a transaction with anything: under gunicorn, pulls are queued in the worker
 and a background thread inserts them together every HUB_AUDIT_PULL_FLUSH_MS
 (and at the worker's exit), so a pull costs no write of its own. Outside a server
-(tests, commands) or with the setting at 0, each pull is inserted at once.
+(tests, commands) or with the setting at 0, each pull is inserted at once. With
+HUB_AUDIT_PULLS off, pulls are not recorded at all.
 """
 
 from __future__ import annotations
@@ -18,23 +19,25 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.http import HttpRequest
 
-from audit.models import Event
-from audit.recording import build
+from audit.models import Event, insert_all
+from audit.recording import values
 
 log = logging.getLogger(__name__)
 
 _MAX_QUEUE = 5000
-_queue: list[Event] = []
+_queue: list[dict[str, Any]] = []  # events' fields: no model instances
 _lock = threading.Lock()
 _wake = threading.Event()
 _thread: threading.Thread | None = None
 
 
 def record_pull(*, request: HttpRequest, **kwargs: Any) -> None:
-    event = build(request=request, **kwargs)
+    if not settings.HUB_AUDIT_PULLS:
+        return
+    event = values(request=request, **kwargs)
     interval = settings.HUB_AUDIT_PULL_FLUSH_MS / 1000
     if interval <= 0 or "gunicorn.socket" not in request.META:
-        event.save(force_insert=True)
+        Event(**event).save(force_insert=True)
         return
     with _lock:
         _queue.append(event)
@@ -62,7 +65,7 @@ def flush() -> int:
         return 0
     try:
         with transaction.atomic():
-            Event.objects.bulk_create(batch, batch_size=1000)
+            insert_all(Event, batch)
     except Exception:
         # Put them back: the next round tries again (the database may be restarting).
         log.exception("could not write %d pull events; will retry", len(batch))

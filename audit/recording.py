@@ -88,10 +88,17 @@ def actor_fields(actor: Actor | None, ctx: RequestContext | None) -> dict[str, A
 
 
 def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
-    return json.loads(json.dumps(details or {}, default=str))  # type: ignore[no-any-return]
+    if not details:
+        return {}  # most events, every pull: no encoder to make
+    return json.loads(json.dumps(details, default=str))  # type: ignore[no-any-return]
 
 
-def build(
+def build(**kwargs: Any) -> Event:
+    """The event, filled from the arguments and the request context, not yet saved."""
+    return Event(**values(**kwargs))
+
+
+def values(
     *,
     action: str,
     outcome: str = "success",
@@ -102,29 +109,30 @@ def build(
     details: dict[str, Any] | None = None,
     actor: Actor | None = None,
     request: HttpRequest | None = None,
-) -> Event:
-    """The event, filled from the arguments and the request context, not yet saved."""
+) -> dict[str, Any]:
+    """An event's fields (by attname) from the arguments and the request context: what
+    build() makes an Event of, and what the pull queue keeps (no model instance)."""
     ctx = current()
     if request is not None and (ctx is None or ctx.request is not request):
         ctx = context_for(request)
     if actor is None and ctx is not None:
         actor = ctx.actor or actor_from_django_request(ctx.request)
     chain, org_name = chain_for(organisation, repository)
-    return Event(
-        occurred_at=timezone.now(),
-        chain=chain,
+    return {
+        "occurred_at": timezone.now(),
+        "chain": chain,
         **actor_fields(actor, ctx),
-        client_address=ctx.client_address if ctx else "",
-        user_agent=ctx.user_agent if ctx else "",
-        request_id=ctx.request_id if ctx else "",
-        action=action,
-        outcome=outcome,
-        organisation=org_name,
-        repository=(repository or "")[:255],
-        tag=(tag or "")[:128],
-        digest=(digest or "")[:200],
-        details=_jsonable(details),
-    )
+        "client_address": ctx.client_address if ctx else "",
+        "user_agent": ctx.user_agent if ctx else "",
+        "request_id": ctx.request_id if ctx else "",
+        "action": action,
+        "outcome": outcome,
+        "organisation": org_name,
+        "repository": (repository or "")[:255],
+        "tag": (tag or "")[:128],
+        "digest": (digest or "")[:200],
+        "details": _jsonable(details),
+    }
 
 
 def record(**kwargs: Any) -> Event:

@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.canonical import CONTENT_FIELDS, GENESIS, chain_hash
-from audit.models import Archive, Event, Seal
+from audit.models import Archive, Event, Seal, insert_all
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,17 @@ def seal_chain(
             seq += 1
             digest = chain_hash(prev, event)
             seals.append(
-                Seal(
-                    event_id=event["id"],
-                    chain=chain,
-                    seq=seq,
-                    prev_hash=prev,
-                    hash=digest,
-                    sealed_at=now,
-                )
+                {
+                    "event_id": event["id"],
+                    "chain": chain,
+                    "seq": seq,
+                    "prev_hash": prev,
+                    "hash": digest,
+                    "sealed_at": now,
+                }
             )
             prev = digest
-        Seal.objects.bulk_create(seals)
+        insert_all(Seal, seals)
     return len(seals)
 
 

@@ -329,6 +329,8 @@ DEFAULT_FROM_EMAIL = env_str("HUB_EMAIL_FROM", "hub@localhost")
 # under gunicorn only (`hub serve`), a positive value starts the thread in any process,
 # a negative one never (then run `hub audit seal` from cron).
 HUB_AUDIT_SEAL_INTERVAL = env_int("HUB_AUDIT_SEAL_INTERVAL", 0)
+# Whether manifest pulls are recorded at all (every other event always is).
+HUB_AUDIT_PULLS = env_bool("HUB_AUDIT_PULLS", True)
 # Under gunicorn, pull events are queued and inserted together every this many
 # milliseconds (0: each pull is inserted on its own).
 HUB_AUDIT_PULL_FLUSH_MS = env_int("HUB_AUDIT_PULL_FLUSH_MS", 500, minimum=0)

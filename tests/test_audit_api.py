@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -110,6 +112,25 @@ def test_it_filters_by_time_and_pages_with_a_cursor(people: People, activity: An
         seen += [e["id"] for e in page["results"]]
         url = page["next"]
     assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) > 3
+
+
+def test_it_pages_a_time_range_newest_first_by_time(people: People) -> None:
+    from audit.recording import build
+
+    start = timezone.now() + timedelta(days=1)  # after every other event
+    expected = {}
+    for minutes in (3, 1, 4, 0, 2):  # written in this order: ids and times disagree
+        event = build(action="auth.login", organisation="acme")
+        event.occurred_at = start + timedelta(minutes=minutes)
+        event.save(force_insert=True)
+        expected[minutes] = event.id
+    seen: list[int] = []
+    url: str | None = "/api/audit/events/?" + urlencode({"limit": 2, "since": start.isoformat()})
+    while url:
+        page = json.loads(as_user("admin").get(url).content)
+        seen += [e["id"] for e in page["results"]]
+        url = page["next"]
+    assert seen == [expected[m] for m in (4, 3, 2, 1, 0)]
 
 
 def test_it_shows_members_their_organisations_activity(people: People, activity: Any) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
 from audit import pulls
 from audit.models import Event
+from tests.audit_support import actions_after, mark
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +44,24 @@ def test_it_writes_each_pull_at_once_when_batching_is_off(settings: Any) -> None
         request=_served_request(), action="manifest.pull", repository="acme/app", digest="d"
     )
     assert Event.objects.filter(action="manifest.pull").count() == 1
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_it_records_pulls_only_when_hub_audit_pulls_is_on(
+    people: Any, settings: Any, recorded: bool
+) -> None:
+    from tests.conftest import basic_auth
+    from tests.helpers import push_image
+    from tests.people import PASSWORD
+
+    alice = Client(HTTP_AUTHORIZATION=basic_auth("alice", PASSWORD))
+    push_image(alice, "acme/private", "v1", layers=(b"pulled",))
+    settings.HUB_AUDIT_PULLS = recorded
+    since = mark()
+    assert alice.get("/v2/acme/private/manifests/v1").status_code == 200
+    # A refused pull is a refusal, not a pull: it is recorded either way.
+    charlie = Client(HTTP_AUTHORIZATION=basic_auth("charlie", PASSWORD))
+    assert charlie.get("/v2/acme/private/manifests/v1").status_code == 404
+    actions = actions_after(since)
+    assert actions.count("manifest.pull") == (1 if recorded else 0)
+    assert "request.denied" in actions

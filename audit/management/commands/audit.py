@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from audit import exporting, retention
 from audit.management.archive_command import archive_command
 from audit.models import Event
-from audit.queries import FILTERS, BadFilter, apply_filters
+from audit.queries import FILTERS, BadFilter, apply_filters, whole_chains
 from audit.sealing import seal_pending
 from audit.verify import DEFAULT_GRACE, verify
 
@@ -109,7 +109,7 @@ class Command(BaseCommand):
             events = apply_filters(Event.objects.all(), options)
         except BadFilter as exc:
             raise CommandError(str(exc)) from None
-        lines = exporting.render(options["format"], events)
+        lines = exporting.render(options["format"], events, whole_chains(options))
         if options["output"]:
             with open(options["output"], "w", encoding="utf-8", newline="") as out:
                 out.writelines(lines)
