@@ -8,6 +8,7 @@ exactly one of them wins. With HUB_REDIS_URL set, `hub beat` schedules instead.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -38,9 +39,10 @@ def claim(name: str, every: float) -> bool:
 
 def run_due_jobs() -> list[str]:
     """Run every periodic job whose period has passed; returns the names of those run here."""
-    from hub.celery import app
+    from hub.celery import TASK_MODULES, app
 
-    app.loader.import_default_modules()  # the apps' tasks modules (autodiscovery)
+    for module in TASK_MODULES:
+        importlib.import_module(module)
     ran = []
     for name, every in settings.HUB_PERIODIC_JOBS.items():
         if every <= 0 or not claim(name, every):

@@ -163,3 +163,13 @@ def test_the_beat_schedule_sends_registered_tasks(settings: Any) -> None:
         "audit.apply_retention",
     }
     assert set(settings.CELERY_BEAT_SCHEDULE) <= set(app.tasks)
+
+
+def test_it_names_every_task_module_the_embedded_scheduler_imports() -> None:
+    """The scheduler imports TASK_MODULES, not celery's autodiscovery: a task module
+    missing there would leave its periodic job unknown in the web workers."""
+    from hub.celery import TASK_MODULES, app
+
+    app.loader.import_default_modules()
+    ours = {task.__module__ for name, task in app.tasks.items() if not name.startswith("celery.")}
+    assert ours and ours <= set(TASK_MODULES)
