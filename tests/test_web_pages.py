@@ -14,7 +14,7 @@ from accounts.models import AccessToken
 from audit.models import Event
 from audit.sealing import seal_pending
 from registry import mediatypes as mt
-from registry.models import Tag
+from registry.models import Policy, Tag
 from teams import actions
 from teams.models import Level, Membership, Organisation, RepositoryGrant, TeamMember
 from tests.conftest import basic_auth
@@ -238,6 +238,16 @@ def test_it_lets_an_admin_delete_a_tag_after_confirming(people: People) -> None:
     assert response.status_code == 302
     assert not Tag.objects.filter(repository=people.private, name="1.0").exists()
     assert Event.objects.filter(action="tag.delete", tag="1.0", actor_name="alice").exists()
+
+
+def test_it_says_why_an_immutable_tag_stays(people: People) -> None:
+    push_image(pusher("alice"), "acme/private", "1.0")
+    Policy.objects.create(organisation=people.acme, immutable_tags=["1.*"])
+    alice = signed_in(people.alice)
+    response = alice.post("/r/acme/private/-/tags/1.0/delete/", follow=True)
+    assert response.status_code == 200
+    assert "is immutable (pattern &#x27;1.*&#x27;)" in response.content.decode()
+    assert Tag.objects.filter(repository=people.private, name="1.0").exists()
 
 
 def test_it_refuses_to_delete_a_tag_for_a_writer(people: People) -> None:

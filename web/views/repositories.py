@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from registry.errors import RegistryError
 from registry.models import Manifest, ManifestChild, Repository, Tag
 from registry.services.manifests import manifest_delete
 from teams.actions import repository_update
@@ -130,8 +131,12 @@ def tag_delete(request: HttpRequest, name: str, tag: str) -> HttpResponse:
             status=403,
         )
     if request.method == "POST":
-        manifest_delete(repository=repo, tag=tag, digest=None)
-        messages.success(request, f"Deleted the tag {tag} of {repo.name}.")
+        try:
+            manifest_delete(repository=repo, tag=tag, digest=None)
+        except RegistryError as exc:  # an immutable tag, say: said on the page, not a 500
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Deleted the tag {tag} of {repo.name}.")
         return redirect(reverse("web:repository", args=[repo.name]))
     return render(request, "web/tag_delete.html", {"repository": repo, "tag": found})
 
