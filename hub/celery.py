@@ -17,10 +17,10 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
 
-app = Celery("hub")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-
-# Where Hub's tasks live. The embedded scheduler imports just these: celery's
-# autodiscovery imports every installed app's modules (about 28 MB more per web worker).
+# Where Hub's tasks live: the worker and the embedded scheduler load these, and nothing
+# else (celery's autodiscovery would import every installed app's modules, about 28 MB
+# more per web worker).
 TASK_MODULES = ("registry.tasks", "audit.tasks")
+
+app = Celery("hub", include=TASK_MODULES)
+app.config_from_object("django.conf:settings", namespace="CELERY")

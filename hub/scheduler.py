@@ -32,9 +32,13 @@ _start_lock = threading.Lock()
 def claim(name: str, every: float) -> bool:
     """Whether this caller runs job `name` now (its period has passed and nobody else took it)."""
     now = timezone.now()
-    PeriodicJob.objects.get_or_create(name=name)
     due = Q(last_started_at__isnull=True) | Q(last_started_at__lte=now - timedelta(seconds=every))
-    return bool(PeriodicJob.objects.filter(due, name=name).update(last_started_at=now))
+    if PeriodicJob.objects.filter(due, name=name).update(last_started_at=now):
+        return True
+    # No row yet (the job's first period ever), or not due: the row is made only once,
+    # rather than looked up by every worker on every tick.
+    _, created = PeriodicJob.objects.get_or_create(name=name)
+    return created and bool(PeriodicJob.objects.filter(due, name=name).update(last_started_at=now))
 
 
 def run_due_jobs() -> list[str]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.db import transaction
-
-log = logging.getLogger(__name__)
 
 
 def send_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:

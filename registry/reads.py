@@ -100,8 +100,6 @@ def blob_row(*, repository_name: str, digest: str) -> BlobRow | None:
     if not rows:
         return None
     blob_id, size, touched = rows[0]
-    if isinstance(touched, str):  # SQLite without a declared converter
-        touched = datetime.fromisoformat(touched)
     if timezone.is_naive(touched):  # SQLite keeps UTC without an offset
         touched = touched.replace(tzinfo=UTC)
     return BlobRow(blob_id, size, touched)

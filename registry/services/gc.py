@@ -283,6 +283,10 @@ def _remove_bytes(digests: list[str]) -> None:
 def touch_blob(blob_id: int, last_referenced_at: datetime) -> bool:
     """A pull or HEAD of a blob: move its touch forward when it is getting old; returns
     False when a collection deleted it meanwhile (the caller answers BLOB_UNKNOWN)."""
+    if settings.HUB_GC_GRACE_SECONDS == 0:
+        # No grace: a collection's cutoff is now, so a touch protects nothing; the write
+        # on every request would only cost.
+        return Blob.objects.filter(pk=blob_id).exists()
     now = timezone.now()
     stale = now - timedelta(seconds=settings.HUB_GC_GRACE_SECONDS * TOUCH_FRACTION)
     if last_referenced_at >= stale:

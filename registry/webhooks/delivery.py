@@ -192,6 +192,3 @@ def deliver_due(*, limit: int = 100) -> int:
         if deliver(str(delivery_id)) is not None:
             made += 1
     return made
-
-
-__all__ = ["attempt", "claim", "deliver", "deliver_due", "signature"]

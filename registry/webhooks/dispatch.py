@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.recording import chain_for
 from registry.webhooks.models import Webhook, WebhookDelivery
 
 EVENTS = ("push", "tag_delete", "pull")
@@ -54,18 +55,6 @@ def forget_pull_hooks() -> None:
     _pull_hooks = (0.0, frozenset(), frozenset())
 
 
-def _organisation_name(repository_name: str) -> str:
-    from teams.models import Namespace
-
-    head = repository_name.partition("/")[0]
-    row = (
-        Namespace.objects.filter(name=head, organisation__isnull=False)
-        .values_list("organisation__name", flat=True)
-        .first()
-    )
-    return row or ""
-
-
 def notify(
     *,
     event: str,
@@ -90,7 +79,8 @@ def notify(
     )
     if not hooks:
         return 0
-    organisation = _organisation_name(repository)
+    # The audit trail already knows (and briefly remembers) whose a namespace is.
+    organisation = chain_for(None, repository)[1]
     now = timezone.now()
     body = {
         "event": event,
