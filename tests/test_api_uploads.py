@@ -409,3 +409,33 @@ def test_it_answers_a_full_disk_with_a_spec_error_and_keeps_the_session(
     assert patch_chunk(client, location, DATA[1000:], f"1000-{len(DATA) - 1}").status_code == 202
     digest = digest_of(DATA)
     assert client.put(with_query(location, digest=digest)).status_code == 201
+
+
+def test_it_makes_the_blob_durable_before_the_publishing_transaction(
+    client, settings, monkeypatch
+) -> None:
+    # On SQLite the publishing transaction holds the database's one write lock: an fsync of a
+    # large layer inside it would stop every other writer for as long as the disk takes.
+    from django.db import connection
+
+    import registry.storage.filesystem as filesystem
+
+    settings.HUB_FSYNC = True
+    outer = len(connection.atomic_blocks)
+    synced: list[tuple[str, int]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        kind = "dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file"
+        synced.append((kind, len(connection.atomic_blocks) - outer))
+        real_fsync(fd)
+
+    monkeypatch.setattr(filesystem.os, "fsync", fsync)
+    digest = digest_of(DATA)
+    response = client.post(
+        f"/v2/{NAME}/blobs/uploads/?digest={digest}", DATA, content_type="application/octet-stream"
+    )
+    assert response.status_code == 201
+    file_syncs = [depth for kind, depth in synced if kind == "file"]
+    assert file_syncs, synced
+    assert file_syncs[0] == 0  # the first (the one that writes back the pages) is outside

@@ -334,6 +334,8 @@ def upload_finish(
             upload_discard(upload=current)
             raise
         lease.confirm(current)  # not cancelled while the last chunk streamed
+        # Durable before the transaction: on SQLite its write lock stops every other writer.
+        get_storage().upload_sync(str(current.id), current.storage_state)
         with transaction.atomic():
             # A collection removing this digest's bytes holds the lock exclusively.
             digest_lock(str(digest), shared=True)

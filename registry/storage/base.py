@@ -43,6 +43,13 @@ class Storage(abc.ABC):
     def upload_read(self, upload_id: str, state: StorageState) -> Iterator[bytes]:
         """The bytes written so far (to re-hash with another algorithm)."""
 
+    def upload_sync(self, upload_id: str, state: StorageState) -> None:  # noqa: B027
+        """Make the written bytes durable before the blob is published.
+
+        Called outside the database transaction that publishes the blob, so the slow part
+        (an fsync of a large file) holds no database lock; upload_commit stays short.
+        """
+
     @abc.abstractmethod
     def upload_commit(self, upload_id: str, state: StorageState, digest: str) -> None:
         """Make the verified upload the blob `digest` (idempotent if the blob exists)."""

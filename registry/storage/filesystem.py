@@ -120,6 +120,18 @@ class FilesystemStorage(Storage):
             while chunk := f.read(READ_SIZE):
                 yield chunk
 
+    def upload_sync(self, upload_id: str, state: StorageState) -> None:
+        if not self.fsync:
+            return
+        try:
+            fd = os.open(self._upload_path(upload_id), os.O_RDONLY)
+        except FileNotFoundError:
+            return  # committed already by a concurrent finish of the same session
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def upload_commit(self, upload_id: str, state: StorageState, digest: str) -> None:
         src = self._upload_path(upload_id)
         dst = self.root / blob_key(digest)
@@ -127,12 +139,8 @@ class FilesystemStorage(Storage):
             src.unlink(missing_ok=True)
             return
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if self.fsync:
-            fd = os.open(src, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        # Cheap when upload_sync ran first (no dirty pages left), a safeguard when it did not.
+        self.upload_sync(upload_id, state)
         # rename is atomic: a reader sees no file or the whole verified blob.
         os.replace(src, dst)
         if self.fsync:
