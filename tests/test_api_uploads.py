@@ -11,6 +11,8 @@ import pytest
 from django.utils import timezone
 
 from registry.models import Blob, RepositoryBlob, Upload
+from registry.services.uploads import uploads_expire
+from registry.storage import StorageError, get_storage
 from tests.conftest import SpecRobot
 from tests.helpers import (
     ChunkedClient,
@@ -316,6 +318,31 @@ def test_it_forgets_an_expired_session(client, settings, storage_backend: str) -
     assert_error(patch_chunk(client, location, DATA[10:20], "10-19"), 404, "BLOB_UPLOAD_UNKNOWN")
     if storage_backend == "filesystem":
         assert _stored_files(settings) == []
+
+
+def test_it_keeps_an_expired_session_row_until_its_data_is_gone(
+    client, settings, monkeypatch
+) -> None:
+    # Deleting the row first would leave data in the store that no row (and no cleanup
+    # round) can find again when removing the data fails.
+    settings.HUB_UPLOAD_IDLE_TIMEOUT = 5
+    location = start_upload(client, NAME)
+    patch_chunk(client, location, DATA[:10], "0-9")
+    Upload.objects.update(updated_at=timezone.now() - timedelta(seconds=60))
+
+    def unreachable(*args: object) -> None:
+        raise StorageError("store unreachable")
+
+    monkeypatch.setattr(get_storage(), "upload_abort", unreachable)
+    assert_error(client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert Upload.objects.count() == 1
+    assert _stored_files(settings) != []
+
+    monkeypatch.undo()
+    Upload.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert uploads_expire() == 1
+    assert not Upload.objects.exists()
+    assert _stored_files(settings) == []
 
 
 def test_it_keeps_a_session_that_is_used(client, settings) -> None:

@@ -109,55 +109,59 @@ def upload_get(*, repository: Repository, upload_id: str, owner: str | None = No
     except (Upload.DoesNotExist, ValueError):
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]}) from None
     now = timezone.now()
-    idle = timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT)
-    if upload.updated_at < now - idle and _expire(upload, now - idle, now):
-        raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload expired", detail={"uuid": upload_id})
+    if upload.updated_at < now - timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT):
+        if _expire(upload.pk, now=now):
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload expired", detail={"uuid": upload_id})
     return upload
 
 
-def _expire(upload: Upload, cutoff: datetime, now: datetime) -> bool:
-    """Remove an idle session, unless a request is streaming into it right now.
+def _idle(now: datetime) -> Q:
+    """Sessions idle for longer than the timeout that no request is streaming into.
 
     A live lease means a request is writing (for longer than the idle timeout, perhaps):
-    the session is not idle. Deciding and deleting is one statement, so a writer that
-    takes the lease meanwhile keeps it; the data goes once no writer can find the row.
+    the session is not idle.
     """
-    expired, _ = (
-        Upload.objects.filter(pk=upload.pk, updated_at__lt=cutoff)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .delete()
-    )
-    if expired:
-        get_storage().upload_abort(str(upload.id), upload.storage_state)
-    return bool(expired)
+    cutoff = now - timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT)
+    return Q(updated_at__lt=cutoff) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+
+
+def _expire(pk: uuid.UUID, *, now: datetime) -> bool:
+    """Remove one idle session; False if a request holds it (it is not idle then).
+
+    The session is first claimed with a lease, as a request would, so a writer arriving
+    meanwhile finds it taken; its data goes next, and only then its row: a store failure
+    leaves the row (still claimed, so expired for clients) to the next cleanup round,
+    never data that no row points at.
+    """
+    token = secrets.token_hex(8)
+    until = now + timedelta(seconds=LEASE_SECONDS)
+    if not Upload.objects.filter(_idle(now), pk=pk).update(lease_token=token, lease_until=until):
+        return False
+    state = Upload.objects.filter(pk=pk).values_list("storage_state", flat=True).first()
+    try:
+        get_storage().upload_abort(str(pk), state or {})
+    except StorageError:
+        log.warning("could not remove the data of upload %s; will retry", pk, exc_info=True)
+        return True
+    Upload.objects.filter(pk=pk, lease_token=token).delete()
+    return True
 
 
 def uploads_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
     """Remove up to `limit` sessions idle for longer than HUB_UPLOAD_IDLE_TIMEOUT, with their
     data in the store (S3: the multipart upload is aborted); returns how many went.
 
-    Idempotent and safe beside requests: each session is first claimed with a lease, as a
-    request would (one streaming right now holds its own and is skipped), its data removed,
-    and only then its row; a failure leaves the row to the next round.
+    Idempotent and safe beside requests (see _expire).
     """
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT)
-    idle = Q(updated_at__lt=cutoff) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
     removed = 0
     for pk in list(
-        Upload.objects.filter(idle).order_by("updated_at").values_list("pk", flat=True)[:limit]
+        Upload.objects.filter(_idle(now))
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
     ):
-        token = secrets.token_hex(8)
-        until = now + timedelta(seconds=LEASE_SECONDS)
-        if not Upload.objects.filter(idle, pk=pk).update(lease_token=token, lease_until=until):
-            continue  # a request took it meanwhile, or another cleaner
-        state = Upload.objects.filter(pk=pk).values_list("storage_state", flat=True).first()
-        try:
-            get_storage().upload_abort(str(pk), state or {})
-        except StorageError:
-            log.warning("could not remove the data of upload %s; will retry", pk, exc_info=True)
-            continue
-        removed += Upload.objects.filter(pk=pk, lease_token=token).delete()[0]
+        if _expire(pk, now=now) and not Upload.objects.filter(pk=pk).exists():
+            removed += 1
     return removed
 
 
