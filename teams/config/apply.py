@@ -6,7 +6,8 @@ every one of them, and the revision applied is kept for the organisation's page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,7 +17,7 @@ from django.db import transaction
 import audit
 from accounts import actions as robots
 from accounts.models import Robot
-from audit.context import details_added
+from audit.context import acting_as, current, details_added, set_actor
 from registry.models import Repository
 from registry.policies import actions as policies
 from registry.services.repositories import repository_get_or_create
@@ -49,7 +50,7 @@ def apply(
         )
         if not plan.changes:
             return plan
-        with details_added(config_sha256=plan.document.sha256):
+        with _recorded_as(applier), details_added(config_sha256=plan.document.sha256):
             runner = _Runner(plan.organisation)
             for change in plan.changes:
                 try:
@@ -59,6 +60,17 @@ def apply(
                     raise ConfigError([plan.document.problem(change.path, message)]) from None
             _record(plan, applier)
     return plan
+
+
+@contextmanager
+def _recorded_as(applier: Applier) -> Iterator[None]:
+    """Every event of the apply names the applier, in a request or not."""
+    if current() is None:
+        with acting_as(applier.actor, user_agent="hub config"):
+            yield
+    else:
+        set_actor(applier.actor)
+        yield
 
 
 def _record(plan: Plan, applier: Applier) -> None:
