@@ -122,3 +122,14 @@ def test_it_takes_only_config_secrets_through_the_api(
     )
     assert taken.status_code == 200
     assert Webhook.objects.get().secret == "from-the-server"
+
+
+def test_it_shows_the_last_revision_and_what_it_manages(client: Client, people: Any) -> None:
+    body = "version: 1\norganisation: acme\nteams:\n  - name: ops\n"
+    applied = _post(client, "/api/orgs/acme/config/apply", body, credentials(people, "alice"))
+    client.force_login(people.bob)  # any member sees it
+    page = client.get("/orgs/acme/").content.decode()
+    assert applied.json()["sha256"][:12] in page
+    assert "by user <strong>alice</strong>" in page
+    assert page.count("managed by config") == 1  # ops, not devs
+    assert 'ops</a> <span class="badge">managed by config' in page

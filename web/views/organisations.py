@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import Robot
 from teams import actions
+from teams.config.status import config_status
 from teams.models import DefaultGrant, Level, Membership, Organisation, RepositoryGrant, Team
 from teams.permissions import (
     may_administer_repository,
@@ -92,6 +93,7 @@ def organisation(request: HttpRequest, org: str) -> HttpResponse:
             return done
     context = {
         "organisation": found,
+        "config": config_status(found),
         "is_owner": owner,
         "members": Membership.objects.filter(organisation=found)
         .select_related("user")
