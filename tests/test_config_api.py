@@ -108,7 +108,7 @@ def test_it_takes_only_config_secrets_through_the_api(
     client: Client, people: Any, admin_robot: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HUB_CONFIG_SECRET_CI", "from-the-server")
-    hook = "version: 1\norganisation: acme\nwebhooks:\n  - url: https://ci.example.com/\n"
+    hook = "version: 1\norganisation: acme\nwebhooks:\n  - url: https://93.184.215.14/\n"
     refused = _post(
         client, "/api/orgs/acme/config/plan", hook + "    secret: {env: HOME}\n", admin_robot
     )

@@ -160,20 +160,20 @@ def test_it_manages_webhooks_with_secrets_by_reference(
     secret_file = tmp_path / "hook"
     secret_file.write_text("from-a-file\n")
     doc["webhooks"] = [
-        {"url": "https://ci.example.com/a", "events": ["push"], "secret": {"env": "HOOK_SECRET"}},
+        {"url": "https://93.184.215.14/a", "events": ["push"], "secret": {"env": "HOOK_SECRET"}},
         {
-            "url": "https://ci.example.com/b",
+            "url": "https://93.184.215.14/b",
             "repository": "acme/public",
             "enabled": False,
             "secret": {"file": str(secret_file)},
         },
     ]
     assert _both(people, doc) == [
-        ("add", "webhook", "https://ci.example.com/a"),
-        ("add", "webhook", "acme/public https://ci.example.com/b"),
+        ("add", "webhook", "https://93.184.215.14/a"),
+        ("add", "webhook", "acme/public https://93.184.215.14/b"),
     ]
-    a = Webhook.objects.get(url="https://ci.example.com/a")
-    b = Webhook.objects.get(url="https://ci.example.com/b")
+    a = Webhook.objects.get(url="https://93.184.215.14/a")
+    b = Webhook.objects.get(url="https://93.184.215.14/b")
     assert (a.secret, a.on_push, a.on_tag_delete, a.organisation) == (
         "s3cret-one",
         True,
@@ -183,7 +183,7 @@ def test_it_manages_webhooks_with_secrets_by_reference(
     assert (b.secret, b.enabled, b.repository) == ("from-a-file", False, people.public)
     monkeypatch.setenv("HOOK_SECRET", "s3cret-two")
     plan = plan_of(doc, as_user(people.alice))
-    assert summary(plan) == [("change", "webhook", "https://ci.example.com/a")]
+    assert summary(plan) == [("change", "webhook", "https://93.184.215.14/a")]
     assert "s3cret" not in str(plan.as_dict())  # the plan never shows a secret
     apply_of(doc, as_user(people.alice))
     assert Webhook.objects.get(pk=a.pk).secret == "s3cret-two"

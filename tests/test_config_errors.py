@@ -60,16 +60,16 @@ def test_it_refuses_inline_and_unresolvable_secrets(
     people: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NO_SUCH_SECRET", raising=False)
-    inline = HEAD + "webhooks:\n  - url: https://x.example.com/\n    secret: hunter2\n"
+    inline = HEAD + "webhooks:\n  - url: https://93.184.215.14/x/\n    secret: hunter2\n"
     assert _problems(people, inline) == [
         "line 5, path webhooks[0].secret: a secret is {env: NAME} or {file: PATH}; "
         "never written inline"
     ]
     missing = HEAD + (
         "webhooks:\n"
-        "  - url: https://x.example.com/\n"
+        "  - url: https://93.184.215.14/x/\n"
         "    secret: {env: NO_SUCH_SECRET}\n"
-        "  - url: https://y.example.com/\n"
+        "  - url: https://93.184.215.14/y/\n"
         "    secret: {file: /nonexistent/secret}\n"
     )
     problems = _problems(people, missing)
@@ -123,3 +123,11 @@ def test_it_applies_nothing_when_a_change_in_the_middle_fails(
     assert not Team.objects.filter(name="ops").exists()
     assert not people.acme.memberships.filter(user=people.charlie).exists()
     assert not ConfigRevision.objects.exists()
+
+
+def test_it_refuses_webhooks_into_this_network(people: Any, settings: Any) -> None:
+    settings.HUB_WEBHOOK_ALLOW_PRIVATE = False
+    text = HEAD + "webhooks:\n  - url: http://127.0.0.1:8080/hook\n"
+    problems = _problems(people, text)
+    assert len(problems) == 1
+    assert problems[0].startswith("line 4, path webhooks[0].url: 127.0.0.1 resolves to 127.0.0.1")

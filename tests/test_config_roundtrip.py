@@ -18,8 +18,8 @@ def _busy(people: Any) -> None:
     policy_set(organisation=people.acme, values={"immutable_tags": ["v*"]})
     policy_set(repository=people.private, values={"keep_last": 5, "retention_enabled": True})
     quota_set(namespace=Namespace.objects.get(name="acme"), limit_bytes=10_000)
-    webhook_create(url="https://ci.example.com/hook", events=["push"], organisation=people.acme)
-    webhook_create(url="https://ci.example.com/r", events=["pull"], repository=people.public)
+    webhook_create(url="https://93.184.215.14/hook", events=["push"], organisation=people.acme)
+    webhook_create(url="https://93.184.215.14/r", events=["pull"], repository=people.public)
     actions.robot_admin_set(robot=people.robot, admin=True)
 
 
@@ -59,8 +59,8 @@ def test_it_exports_every_section_sorted(people: Any) -> None:
     assert data["policy"]["immutable_tags"] == ["v*"]
     assert data["quota_bytes"] == 10_000
     assert [h["url"] for h in data["webhooks"]] == [
-        "https://ci.example.com/hook",
-        "https://ci.example.com/r",
+        "https://93.184.215.14/hook",
+        "https://93.184.215.14/r",
     ]
     assert all("secret" not in h for h in data["webhooks"])
     private = next(r for r in data["repositories"] if r["name"] == "acme/private")

@@ -11,6 +11,7 @@ from typing import Any
 
 from registry.policies.actions import FIELDS, describe
 from registry.policies.models import Policy
+from registry.webhooks.safety import UnsafeTarget, resolve
 from teams.config.changes import Change
 from teams.config.document import Path
 from teams.config.references import References
@@ -361,6 +362,8 @@ class Diff:
             key = (repository, item["url"])
             if not self.unique(seen, key, (*path, "url")):
                 continue
+            if key not in current:
+                self._reachable(item["url"], (*path, "url"))
             secret = (
                 self.refs.secret(item["secret"], (*path, "secret")) if "secret" in item else None
             )
@@ -393,6 +396,13 @@ class Diff:
                     ("webhooks",),
                     repository=repository or None,
                 )
+
+    def _reachable(self, url: str, path: Path) -> None:
+        """A new hook's target, checked as the webhooks API checks it."""
+        try:
+            resolve(url)
+        except UnsafeTarget as exc:
+            self.refs.fail(path, str(exc))
 
 
 def _key(grant: dict[str, Any]) -> str:
