@@ -80,3 +80,16 @@ def test_it_leaves_alone_what_the_document_leaves_out(people: Any) -> None:
     del partial["teams"][0]["description"]
     partial["teams"][0].pop("members")
     assert plan_of(dump(partial), alice, prune=True).changes == []
+
+
+def test_it_accepts_the_readme_example() -> None:
+    from pathlib import Path
+
+    from teams.config.document import parse
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Collaboration as code", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    document = parse(example)
+    assert document.organisation == "acme"
+    assert document.data["webhooks"][0]["secret"] == {"env": "HUB_CONFIG_SECRET_CI"}
