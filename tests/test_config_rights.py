@@ -121,3 +121,29 @@ def test_it_plans_without_recording_anything(people: Any) -> None:
     before = Event.objects.count()
     assert len(plan_of(data, as_user(people.alice)).changes) == 1
     assert Event.objects.count() == before
+
+
+def test_it_keeps_the_last_owner_whichever_way_asked(people: Any, client: Any) -> None:
+    from django.core.exceptions import ValidationError
+
+    from tests.management_api import credentials
+
+    with pytest.raises(ValidationError, match="keeps at least one owner"):
+        actions.membership_set(organisation=people.acme, user=people.alice, role="member")
+    with pytest.raises(ValidationError, match="keeps at least one owner"):
+        actions.membership_remove(organisation=people.acme, user=people.alice)
+    response = client.delete("/api/orgs/acme/members/alice/", **credentials(people, "alice"))
+    assert response.status_code == 400
+    assert response.json() == {"role": ["an organisation keeps at least one owner"]}
+    client.force_login(people.alice)
+    page = client.post(
+        "/orgs/acme/",
+        {"form": "remove-member", "username": "alice", "confirmed": "yes"},
+        follow=True,
+    )
+    assert "The last owner cannot leave" in page.content.decode()
+    assert Membership.objects.get(user=people.alice).role == "owner"
+    # With a second owner, the first may step down.
+    actions.membership_set(organisation=people.acme, user=people.bob, role="owner")
+    actions.membership_set(organisation=people.acme, user=people.alice, role="member")
+    assert Membership.objects.get(user=people.alice).role == "member"
