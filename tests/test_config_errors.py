@@ -131,3 +131,9 @@ def test_it_refuses_webhooks_into_this_network(people: Any, settings: Any) -> No
     problems = _problems(people, text)
     assert len(problems) == 1
     assert problems[0].startswith("line 4, path webhooks[0].url: 127.0.0.1 resolves to 127.0.0.1")
+
+
+def test_it_refuses_aliases_that_could_multiply() -> None:
+    text = HEAD + "teams:\n  - &t {name: ops}\n  - *t\n"
+    with pytest.raises(ConfigError, match=r"line 4, path teams\[1\]: aliases"):
+        parse(text)

@@ -93,3 +93,15 @@ def test_it_accepts_the_readme_example() -> None:
     document = parse(example)
     assert document.organisation == "acme"
     assert document.data["webhooks"][0]["secret"] == {"env": "HUB_CONFIG_SECRET_CI"}
+
+
+def test_it_round_trips_deactivated_members_and_disabled_robots(people: Any) -> None:
+    from accounts.actions import robot_disable
+
+    actions.default_grant_add(organisation=people.acme, level=Level.READ, robot=people.robot)
+    robot_disable(robot=people.robot)
+    people.bob.is_active = False
+    people.bob.save()
+    text = export_text(people.acme)
+    assert "ci" not in [r["name"] for r in exported(people.acme)["robots"]]
+    assert plan_of(text, as_user(people.alice), prune=True).changes == []

@@ -77,9 +77,16 @@ class _Reader:
         self.lines: dict[Path, int] = {}
         self.problems: list[Problem] = []
         self.scalars = yaml.constructor.SafeConstructor()
+        self.collections: set[int] = set()
 
     def value(self, node: yaml.Node, path: Path) -> Any:
         self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.CollectionNode):
+            # An alias makes a node appear twice: nested ones multiply without bound.
+            if id(node) in self.collections:
+                self._problem(node, path, "aliases (*name) are not allowed; write it out")
+                return None
+            self.collections.add(id(node))
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:

@@ -112,8 +112,11 @@ def _sort_key(item: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _grants(repositories: list[Repository]) -> list[dict[str, Any]]:
-    rows = RepositoryGrant.objects.filter(repository__in=repositories).select_related(
-        "repository", "user", "team", "robot"
+    # A disabled robot's grants are inert, and it is in no document: they are left out.
+    rows = (
+        RepositoryGrant.objects.filter(repository__in=repositories)
+        .exclude(robot__disabled_at__isnull=False)
+        .select_related("repository", "user", "team", "robot")
     )
     items = [
         {"repository": g.repository.name, **subject_of(g), "level": Level(g.level).label}
@@ -125,7 +128,8 @@ def _grants(repositories: list[Repository]) -> list[dict[str, Any]]:
 def _default_grants(organisation: Organisation) -> list[dict[str, Any]]:
     # Several default grants of one subject act as the highest of them.
     best: dict[tuple[str, ...], dict[str, Any]] = {}
-    for row in organisation.default_grants.select_related("user", "team", "robot"):
+    rows = organisation.default_grants.exclude(robot__disabled_at__isnull=False)
+    for row in rows.select_related("user", "team", "robot"):
         item = {**subject_of(row), "level": Level(row.level).label}
         key = _sort_key(item)
         if key not in best or Level[best[key]["level"].upper()] < row.level:

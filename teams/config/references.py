@@ -37,10 +37,12 @@ class References:
         """The active user of that name or e-mail address, or None (with a problem)."""
         if given in self._users:
             return self._users[given]
-        users = get_user_model().objects.filter(is_active=True)
+        # By name any account counts (an export names deactivated members too); by
+        # e-mail only active ones, as an address may have moved to a new account.
+        users = get_user_model().objects.all()
         found = users.filter(username=given).first()
         if found is None and "@" in given:
-            matches = list(users.filter(email__iexact=given)[:2])
+            matches = list(users.filter(is_active=True, email__iexact=given)[:2])
             if len(matches) > 1:
                 self.fail(path, f"several users have the e-mail address {given!r}: use a name")
                 return None
