@@ -228,3 +228,36 @@ def test_it_keeps_an_owner_when_pruning(people: Any, doc: dict[str, Any]) -> Non
     with pytest.raises(ConfigError, match="keeps at least one owner"):
         apply_of(doc, Applier.command_line("ops"), prune=True)
     assert Membership.objects.get(user=people.alice).role == "owner"
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_it_applies_one_document_at_a_time(people: Any) -> None:
+    """Two pipelines applying at once: the second plans after the first committed."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises every write anyway")
+    text = "version: 1\norganisation: acme\nteams:\n  - name: ops\n"
+    results: list[Any] = []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            start.wait()
+            results.append(len(apply_of(text, as_user(people.alice)).changes))
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever happened
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert all(isinstance(r, int) for r in results), results
+    assert sorted(results) == [0, 1]
+    assert Team.objects.filter(name="ops").count() == 1

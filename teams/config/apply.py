@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 import audit
 from accounts import actions as robots
@@ -26,7 +26,7 @@ from registry.webhooks.models import Webhook
 from teams import actions
 from teams.config.changes import Applier, Change
 from teams.config.diff import policy_values
-from teams.config.document import ConfigError
+from teams.config.document import ConfigError, parse
 from teams.config.plan import Plan, make_plan
 from teams.models import ConfigRevision, DefaultGrant, Level, Namespace, Organisation, Team
 
@@ -41,6 +41,9 @@ def apply(
 ) -> Plan:
     """Plan the document, then make exactly its changes, all or none (ConfigError)."""
     with transaction.atomic():
+        # One apply at a time per organisation: the plan must still hold when it is made.
+        name = parse(text).organisation
+        Organisation.objects.select_for_update().filter(name=name).first()
         plan = make_plan(
             text,
             applier=applier,
@@ -55,8 +58,14 @@ def apply(
             for change in plan.changes:
                 try:
                     runner.run(change)
-                except ValidationError as exc:
-                    message = f"{change.op} {change.kind} {change.key}: {'; '.join(exc.messages)}"
+                except (ValidationError, IntegrityError) as exc:
+                    # IntegrityError: something changed it by other means meanwhile.
+                    why = (
+                        "; ".join(exc.messages)
+                        if isinstance(exc, ValidationError)
+                        else ("it changed while being applied; plan again")
+                    )
+                    message = f"{change.op} {change.kind} {change.key}: {why}"
                     raise ConfigError([plan.document.problem(change.path, message)]) from None
             _record(plan, applier)
     return plan
