@@ -65,13 +65,19 @@ def _error(exc: ConfigError) -> Response:
 class ConfigSchema(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(summary="The JSON Schema of organisation configuration documents")
+    @extend_schema(
+        summary="The JSON Schema of organisation configuration documents",
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         return Response(SCHEMA)
 
 
 class OrganisationConfig(APIView):
-    @extend_schema(summary="The organisation's current document, as YAML (owners, admin robots)")
+    @extend_schema(
+        summary="The organisation's current document, as YAML (owners, admin robots)",
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+    )
     def get(self, request: Request, org: str) -> HttpResponse:
         organisation, _ = _administered(request, org)
         return HttpResponse(export_text(organisation), content_type="application/yaml")
@@ -103,8 +109,9 @@ class _ConfigRun(APIView):
 class ConfigPlan(_ConfigRun):
     @extend_schema(
         summary="What applying the document would change (owners, admin robots)",
-        request={"application/yaml": OpenApiTypes.STR},
+        request={"application/yaml": OpenApiTypes.STR, "application/json": OpenApiTypes.OBJECT},
         parameters=[PRUNE],
+        responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, org: str) -> Response:
         return super().post(request, org)
@@ -115,8 +122,9 @@ class ConfigApply(_ConfigRun):
 
     @extend_schema(
         summary="Apply the document, all or nothing (owners, admin robots)",
-        request={"application/yaml": OpenApiTypes.STR},
+        request={"application/yaml": OpenApiTypes.STR, "application/json": OpenApiTypes.OBJECT},
         parameters=[PRUNE],
+        responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, org: str) -> Response:
         return super().post(request, org)
