@@ -261,3 +261,22 @@ def test_it_applies_one_document_at_a_time(people: Any) -> None:
     assert all(isinstance(r, int) for r in results), results
     assert sorted(results) == [0, 1]
     assert Team.objects.filter(name="ops").count() == 1
+
+
+def test_it_counts_the_default_grants_a_new_repository_gets(
+    people: Any, doc: dict[str, Any]
+) -> None:
+    from teams import actions
+
+    actions.default_grant_add(organisation=people.acme, level=Level.READ, team=people.devs)
+    doc = exported(people.acme)
+    doc["repositories"].append({"name": "acme/fresh"})
+    doc["grants"].append({"repository": "acme/fresh", "user": "charlie", "level": "read"})
+    # The default grant (devs: read) comes with the repository; prune takes it away again.
+    assert _both(people, doc, prune=True) == [
+        ("add", "repository", "acme/fresh"),
+        ("add", "grant", "acme/fresh user:charlie"),
+        ("remove", "grant", "acme/fresh team:devs"),
+    ]
+    fresh = RepositoryGrant.objects.filter(repository__name="acme/fresh")
+    assert [g.user for g in fresh] == [people.charlie]

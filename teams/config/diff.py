@@ -29,6 +29,7 @@ class Diff:
     prune: bool
     hook_secrets: dict[tuple[str, str], str]
     changes: list[Change] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # repositories the document creates
 
     def add(self, *args: Any, **kwargs: Any) -> None:
         self.changes.append(Change(*args, **kwargs))
@@ -217,6 +218,8 @@ class Diff:
             if not self.unique(seen, name, (*path, "name")):
                 continue
             names.add(name)
+            if name not in current:
+                self.created.append(name)
             fields = {"description": "", "visibility": "private"}
             self._item("repository", name, item, current.get(name), fields, path, repository=name)
             if "policy" in item:
@@ -309,6 +312,11 @@ class Diff:
         if "grants" not in self.data:
             return
         current = {(g["repository"], _key(g)): g["level"] for g in self.current["grants"]}
+        # A repository the document creates gets the default grants there are now, as
+        # one created by a push does: they are what its grants are compared with.
+        for name in self.created:
+            for default in self.current["default_grants"]:
+                current[(name, _key(default))] = default["level"]
         wanted: dict[tuple[str, str], tuple[str, Path]] = {}
         for i, item in enumerate(self.data["grants"]):
             path: Path = ("grants", i)
