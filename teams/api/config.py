@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
+from django.http.request import RawPostDataException
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotAuthenticated, NotFound, ParseError, PermissionDenied
@@ -47,11 +48,14 @@ def _administered(request: Request, name: str) -> tuple[Organisation, Applier]:
     return organisation, Applier(actor=actor)
 
 
-def _body(request: Request, organisation: Organisation) -> str:
+def _body(request: Request) -> str:
     try:
         text = request._request.body.decode()
     except UnicodeDecodeError:
         raise ParseError("the document must be UTF-8") from None
+    except RawPostDataException:
+        # A form body was read as a form already (by the CSRF check).
+        raise ParseError("send the document as application/yaml or application/json") from None
     if not text.strip():
         raise ParseError("send the document (YAML or JSON) as the body")
     return text
@@ -88,7 +92,7 @@ class _ConfigRun(APIView):
 
     def post(self, request: Request, org: str) -> Response:
         organisation, applier = _administered(request, org)
-        text = _body(request, organisation)
+        text = _body(request)
         prune = request.query_params.get("prune", "").lower() in ("1", "true", "yes")
         run: Any = apply if self.apply else make_plan
         try:
