@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,42 @@ _current: ContextVar[RequestContext | None] = ContextVar("audit_request", defaul
 
 def current() -> RequestContext | None:
     return _current.get()
+
+
+# Details every event recorded in a block shares (e.g. the configuration document an
+# apply comes from), so service code records them without a parameter for each.
+_extra_details: ContextVar[dict[str, Any] | None] = ContextVar("audit_details", default=None)
+
+
+def extra_details() -> dict[str, Any] | None:
+    return _extra_details.get()
+
+
+@contextmanager
+def details_added(**values: Any) -> Iterator[None]:
+    """Add these details to every event recorded inside the block."""
+    token = _extra_details.set({**(_extra_details.get() or {}), **values})
+    try:
+        yield
+    finally:
+        _extra_details.reset(token)
+
+
+@contextmanager
+def acting_as(actor: Actor, *, user_agent: str = "") -> Iterator[RequestContext]:
+    """Outside a request (a command): record events as done by this actor."""
+    ctx = RequestContext(
+        request=None,
+        request_id=uuid.uuid4().hex,
+        client_address="",
+        user_agent=user_agent[:512],
+        actor=actor,
+    )
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
 
 
 def request_id_for(request: HttpRequest) -> str:

@@ -9,7 +9,13 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.context import RequestContext, actor_from_django_request, context_for, current
+from audit.context import (
+    RequestContext,
+    actor_from_django_request,
+    context_for,
+    current,
+    extra_details,
+)
 from audit.models import Event
 from teams.permissions import Actor
 
@@ -118,6 +124,9 @@ def values(
     if actor is None and ctx is not None:
         actor = ctx.actor or actor_from_django_request(ctx.request)
     chain, org_name = chain_for(organisation, repository)
+    extra = extra_details()
+    if extra:
+        details = {**(details or {}), **extra}
     return {
         "occurred_at": timezone.now(),
         "chain": chain,

@@ -6,7 +6,7 @@ from accounts.api import views as accounts
 from audit import api as audit
 from registry.policies import api as policies
 from registry.webhooks import api as webhooks
-from teams.api import organisations, repositories, teams
+from teams.api import config, organisations, repositories, teams
 
 urlpatterns = [
     path("orgs/", organisations.OrganisationList.as_view(), name="api-orgs"),
@@ -22,6 +22,10 @@ urlpatterns = [
         audit.OrganisationActivity.as_view(),
         name="api-org-activity",
     ),
+    path("orgs/<str:org>/config", config.OrganisationConfig.as_view(), name="api-org-config"),
+    path("orgs/<str:org>/config/plan", config.ConfigPlan.as_view(), name="api-org-config-plan"),
+    path("orgs/<str:org>/config/apply", config.ConfigApply.as_view(), name="api-org-config-apply"),
+    path("config/schema.json", config.ConfigSchema.as_view(), name="api-config-schema"),
     path("orgs/<str:org>/teams/", teams.TeamList.as_view(), name="api-teams"),
     path("orgs/<str:org>/teams/<str:team>/", teams.TeamDetail.as_view(), name="api-team"),
     path(

@@ -14,6 +14,7 @@ from teams.models import (
     Membership,
     Namespace,
     Organisation,
+    OrganisationAdminRobot,
     RepositoryGrant,
     Team,
     TeamMember,
@@ -119,8 +120,24 @@ def organisation_delete(*, organisation: Organisation) -> None:
     audit.record(action="org.delete", organisation=organisation.name, details={"before": before})
 
 
+LAST_OWNER = "an organisation keeps at least one owner"
+
+
+def _keep_an_owner(organisation: Organisation, user: Any) -> None:
+    """Refuse to demote or remove the organisation's only owner (nobody could manage it)."""
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(organisation=organisation, role=Membership.Role.OWNER)
+        .values_list("user_id", flat=True)
+    )
+    if owners == [user.pk]:
+        raise ValidationError({"role": [LAST_OWNER]})
+
+
 @transaction.atomic
 def membership_set(*, organisation: Organisation, user: Any, role: str) -> Membership:
+    if role != Membership.Role.OWNER:
+        _keep_an_owner(organisation, user)
     before = _role(Membership.objects.filter(organisation=organisation, user=user))
     membership, _ = Membership.objects.update_or_create(
         organisation=organisation, user=user, defaults={"role": role}
@@ -140,6 +157,7 @@ def _role(qs: Any) -> dict[str, str] | None:
 
 @transaction.atomic
 def membership_remove(*, organisation: Organisation, user: Any) -> None:
+    _keep_an_owner(organisation, user)
     before = _role(Membership.objects.filter(organisation=organisation, user=user))
     teams = list(
         TeamMember.objects.filter(team__organisation=organisation, user=user)
@@ -402,3 +420,24 @@ def repository_created(*, repository: Any, actor: Actor) -> None:
             grant_set(repository=repository, level=Level.ADMIN, robot=actor.robot)
         elif actor.user is not None and not actor.is_superuser:
             grant_set(repository=repository, level=Level.ADMIN, user=actor.user)
+
+
+@transaction.atomic
+def robot_admin_set(*, robot: Any, admin: bool) -> None:
+    """Make a robot an administrator of its organisation (it may apply its document), or not."""
+    before = OrganisationAdminRobot.objects.filter(robot=robot).exists()
+    if admin == before:
+        return
+    if admin:
+        OrganisationAdminRobot.objects.create(robot=robot)
+    else:
+        OrganisationAdminRobot.objects.filter(robot=robot).delete()
+    audit.record(
+        action="robot.update",
+        organisation=robot.organisation.name,
+        details={
+            "robot": robot.username,
+            "before": {"organisation_admin": before},
+            "after": {"organisation_admin": admin},
+        },
+    )

@@ -206,3 +206,38 @@ class DefaultGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organisation_id}:{self.get_level_display()}"
+
+
+class OrganisationAdminRobot(models.Model):
+    """A robot that may administer its organisation as code (plan and apply its document)."""
+
+    robot = models.OneToOneField(
+        "accounts.Robot", on_delete=models.CASCADE, related_name="organisation_admin"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"admin robot {self.robot_id}"
+
+
+class ConfigRevision(models.Model):
+    """One applied revision of an organisation's configuration document."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="config_revisions"
+    )
+    sha256 = models.CharField(max_length=64)
+    applied_at = models.DateTimeField(auto_now_add=True)
+    applied_by_kind = models.CharField(max_length=16)  # user, robot or operator
+    applied_by_name = models.CharField(max_length=200)
+    document = models.TextField()
+    # "team:devs", "robot:ci", "repository:acme/app", ...: what the document declares.
+    managed = models.JSONField(default=list)
+    changes = models.PositiveIntegerField(default=0)
+    pruned = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["organisation", "-applied_at"], name="config_rev_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.organisation_id}@{self.sha256[:12]}"

@@ -21,6 +21,7 @@ from teams.models import (
     Membership,
     Namespace,
     Organisation,
+    OrganisationAdminRobot,
     RepositoryGrant,
     Team,
     TeamMember,
@@ -111,6 +112,11 @@ def _token_cap(actor: Actor, repository_name: str) -> frozenset[str]:
     if token is None or token.robot_id is not None:
         return ALL_ACTIONS  # passwords, sessions and robot tokens carry their owner's rights
     return scope_actions(token.scopes, repository_name)
+
+
+def pattern_matches(pattern: str, repository_name: str) -> bool:
+    """Whether a repository pattern (`*` within a component, `**` across) names it."""
+    return bool(_pattern(pattern).match(repository_name))
 
 
 def valid_scope_pattern(pattern: str) -> bool:
@@ -381,3 +387,19 @@ def may_manage_team(actor: Actor, team: Team) -> bool:
 
 def may_administer_repository(actor: Actor, repository: Repository) -> bool:
     return repository_level(actor, repository) >= Level.ADMIN
+
+
+def is_admin_robot(actor: Actor, organisation: Organisation) -> bool:
+    """A robot of this organisation, enabled, that its owners made an administrator."""
+    robot = actor.robot
+    if robot is None or actor.granted is not None or robot.disabled_at is not None:
+        return False
+    return (
+        robot.organisation_id == organisation.pk
+        and OrganisationAdminRobot.objects.filter(robot=robot).exists()
+    )
+
+
+def may_administer_organisation(actor: Actor, organisation: Organisation) -> bool:
+    """Owners, and the organisation's admin robots: who may plan and apply its document."""
+    return may_manage_organisation(actor, organisation) or is_admin_robot(actor, organisation)

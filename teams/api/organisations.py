@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin
 from rest_framework.request import Request
@@ -97,16 +97,6 @@ class OrganisationDetail(GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _keeps_an_owner(membership: Membership) -> None:
-    if membership.role != Membership.Role.OWNER:
-        return
-    owners = Membership.objects.filter(
-        organisation_id=membership.organisation_id, role=Membership.Role.OWNER
-    )
-    if owners.count() <= 1:
-        raise ValidationError({"role": ["an organisation keeps at least one owner"]})
-
-
 class MemberList(ListModelMixin, GenericAPIView):
     serializer_class = MemberSerializer
     queryset = Membership.objects.none()
@@ -155,8 +145,6 @@ class MemberDetail(GenericAPIView):
         data = RoleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         role: Any = data.validated_data["role"]
-        if role != Membership.Role.OWNER:
-            _keeps_an_owner(membership)
         membership = actions.membership_set(
             organisation=organisation, user=membership.user, role=role
         )
@@ -166,6 +154,5 @@ class MemberDetail(GenericAPIView):
     def delete(self, request: Request, org: str, username: str) -> Response:
         organisation = managed_organisation(person(request), org)
         membership = self._membership(organisation, username)
-        _keeps_an_owner(membership)
         actions.membership_remove(organisation=organisation, user=membership.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import Robot
 from teams import actions
+from teams.config.status import config_status
 from teams.models import DefaultGrant, Level, Membership, Organisation, RepositoryGrant, Team
 from teams.permissions import (
     may_administer_repository,
@@ -55,11 +56,6 @@ def _unconfirmed(request: HttpRequest, title: str, text: str) -> HttpResponse | 
     return render(request, "web/confirm.html", context)
 
 
-def _last_owner(org: Organisation, user: Any) -> bool:
-    owners = Membership.objects.filter(organisation=org, role=Membership.Role.OWNER)
-    return owners.count() == 1 and owners.filter(user=user).exists()
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def organisation_new(request: HttpRequest) -> HttpResponse:
@@ -97,6 +93,7 @@ def organisation(request: HttpRequest, org: str) -> HttpResponse:
             return done
     context = {
         "organisation": found,
+        "config": config_status(found),
         "is_owner": owner,
         "members": Membership.objects.filter(organisation=found)
         .select_related("user")
@@ -133,10 +130,14 @@ def _organisation_post(
             user = _user(form.cleaned_data["username"])
             if user is None:
                 form.add_error("username", "There is no user of that name.")
-            elif form.cleaned_data["role"] != Membership.Role.OWNER and _last_owner(org, user):
-                form.add_error("role", "This is the last owner: make someone else owner first.")
             else:
-                actions.membership_set(organisation=org, user=user, role=form.cleaned_data["role"])
+                try:
+                    actions.membership_set(
+                        organisation=org, user=user, role=form.cleaned_data["role"]
+                    )
+                except ValidationError:
+                    form.add_error("role", "This is the last owner: make someone else owner first.")
+                    return None, form, team_form
                 messages.success(request, f"{user.username} is now a {form.cleaned_data['role']}.")
                 return here, form, team_form
         return None, form, team_form
@@ -150,10 +151,11 @@ def _organisation_post(
             )
             if asked is not None:
                 return asked, member_form, team_form
-            if _last_owner(org, user):
+            try:
+                actions.membership_remove(organisation=org, user=user)
+            except ValidationError:
                 messages.error(request, "The last owner cannot leave; make someone else owner.")
             else:
-                actions.membership_remove(organisation=org, user=user)
                 messages.success(request, f"Removed {user.username} from {org.name}.")
         return here, member_form, team_form
     if what == "team":
