@@ -217,7 +217,8 @@ def team_update(
     description: str | None = None,
     may_create: bool | None = None,
 ) -> Team:
-    before = {"name": team.name, **_team_fields(team)}
+    before = _team_fields(team)
+    old_name = team.name
     if name is not None and name != team.name:
         namespace_validator(name)
         if Team.objects.filter(organisation_id=team.organisation_id, name=name).exists():
@@ -228,14 +229,13 @@ def team_update(
     if may_create is not None:
         team.may_create_repositories = may_create
     team.save(update_fields=["name", "description", "may_create_repositories"])
+    after = _team_fields(team)
+    if team.name != old_name:  # a rename says both names
+        before["name"], after["name"] = old_name, team.name
     audit.record(
         action="team.update",
         organisation=team.organisation.name,
-        details={
-            "team": team.name,
-            "before": before,
-            "after": {"name": team.name, **_team_fields(team)},
-        },
+        details={"team": team.name, "before": before, "after": after},
     )
     return team
 

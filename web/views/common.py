@@ -17,6 +17,12 @@ def active_user(username: str) -> Any:
     return get_user_model().objects.filter(username=username.strip(), is_active=True).first()
 
 
+def posted_id(request: HttpRequest) -> int:
+    """The `id` a row's button posts (0, which no row has, when it is not a number)."""
+    given = str(request.POST.get("id", ""))
+    return int(given) if given.isdigit() else 0
+
+
 def messages_of(exc: ValidationError) -> str:
     return " ".join(str(m) for m in exc.messages)
 

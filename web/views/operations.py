@@ -24,7 +24,7 @@ from registry.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from teams.models import Organisation
 from teams.permissions import Actor, visible_repositories
 from web import forms
-from web.views.common import unconfirmed
+from web.views.common import posted_id, unconfirmed
 
 FORMS = ("webhook", "delete-webhook", "policy")
 RECENT_DELIVERIES = 5
@@ -111,9 +111,8 @@ def handle(
             messages.success(request, "Added the webhook.")
         return here
     if what == "delete-webhook":
-        given = str(request.POST.get("id", ""))
         found = (
-            Webhook.objects.filter(**scope.filter, pk=int(given) if given.isdigit() else 0)
+            Webhook.objects.filter(**scope.filter, pk=posted_id(request))
             .select_related("repository", "organisation")
             .first()
         )

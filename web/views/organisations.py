@@ -23,9 +23,7 @@ from teams.permissions import (
 from web import forms
 from web.access import actor_of, visible_organisation
 from web.views import operations
-from web.views.common import active_user as _user
-from web.views.common import grant_subject, unconfirmed
-from web.views.common import messages_of as _messages
+from web.views.common import active_user, grant_subject, messages_of, posted_id, unconfirmed
 from web.views.errors import forbidden_page
 
 
@@ -48,7 +46,7 @@ def organisation_new(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data["description"],
             )
         except (ValidationError, IntegrityError) as exc:
-            text = _messages(exc) if isinstance(exc, ValidationError) else "That name is taken."
+            text = messages_of(exc) if isinstance(exc, ValidationError) else "That name is taken."
             form.add_error("name", text)
         else:
             messages.success(request, f"Created the organisation {org.name}.")
@@ -104,7 +102,7 @@ def _organisation_post(
     if what == "member":
         form = forms.MemberForm(request.POST, prefix="member")
         if form.is_valid():
-            user = _user(form.cleaned_data["username"])
+            user = active_user(form.cleaned_data["username"])
             if user is None:
                 form.add_error("username", "There is no user of that name.")
             elif form.cleaned_data["role"] != Membership.Role.OWNER and _last_owner(org, user):
@@ -115,7 +113,7 @@ def _organisation_post(
                 return here, form, team_form
         return None, form, team_form
     if what == "remove-member":
-        user = _user(request.POST.get("username", ""))
+        user = active_user(request.POST.get("username", ""))
         if user is not None:
             asked = unconfirmed(
                 request,
@@ -162,10 +160,7 @@ def _organisation_post(
             messages.success(request, f"New repositories will grant {Level(level).label}.")
         return here, member_form, team_form
     if what == "remove-default-grant":
-        given = str(request.POST.get("id", ""))
-        default = DefaultGrant.objects.filter(
-            organisation=org, pk=int(given) if given.isdigit() else 0
-        )
+        default = DefaultGrant.objects.filter(organisation=org, pk=posted_id(request))
         found = default.select_related("organisation", "user", "team", "robot").first()
         if found is not None:
             asked = unconfirmed(

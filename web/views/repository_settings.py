@@ -19,7 +19,7 @@ from teams.permissions import Actor
 from web import forms
 from web.access import actor_of, readable_repository
 from web.views import operations
-from web.views.common import grant_subject, messages_of, subject_label, unconfirmed
+from web.views.common import grant_subject, messages_of, posted_id, subject_label, unconfirmed
 from web.views.errors import forbidden_page
 
 
@@ -85,10 +85,9 @@ def _post(
             return here
         return None
     if what == "revoke-grant":
-        given = str(request.POST.get("id", ""))
         grant = (
             RepositoryGrant.objects.select_related("user", "team", "robot__organisation")
-            .filter(repository=repository, pk=int(given) if given.isdigit() else 0)
+            .filter(repository=repository, pk=posted_id(request))
             .first()
         )
         if grant is not None:

@@ -17,7 +17,7 @@ from teams.models import Level, RepositoryGrant, Team
 from teams.permissions import may_administer_repository, may_manage_team, visible_repositories
 from web import forms
 from web.access import actor_of, visible_organisation, visible_team
-from web.views.common import active_user, messages_of, subject_label, unconfirmed
+from web.views.common import active_user, messages_of, posted_id, subject_label, unconfirmed
 from web.views.errors import forbidden_page
 
 
@@ -155,10 +155,9 @@ def _grant(request: HttpRequest, actor: Any, team: Team, form: forms.GrantForm) 
 
 
 def _revoke_team_grant(request: HttpRequest, actor: Any, team: Team) -> HttpResponse | None:
-    given = str(request.POST.get("id", ""))
     grant = (
         RepositoryGrant.objects.select_related("repository__namespace", "team")
-        .filter(team=team, pk=int(given) if given.isdigit() else 0)
+        .filter(team=team, pk=posted_id(request))
         .first()
     )
     if grant is None or not may_administer_repository(actor, grant.repository):
