@@ -3,6 +3,8 @@ organisations in one query, and the web audit export answers as the API's does."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -50,3 +52,21 @@ def test_it_exports_the_audit_log_as_the_api_does(people: People) -> None:
     assert web["Content-Type"] == api["Content-Type"] == "application/x-ndjson"
     assert web["Content-Disposition"].startswith('attachment; filename="audit-')
     assert web["Content-Disposition"].endswith('.jsonl"')
+
+
+def test_it_builds_the_repository_pages_activity_query_once(
+    people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from web import queries
+
+    built: list[str] = []
+    real = queries.repository_activity
+
+    def counted(actor: Actor, repository: Any) -> Any:
+        built.append(repository.name)
+        return real(actor, repository)
+
+    monkeypatch.setattr(queries, "repository_activity", counted)
+    html = signed_in(people.alice).get("/r/acme/private/").content.decode()
+    assert "Activity" in html
+    assert built == ["acme/private"]
