@@ -103,7 +103,8 @@ def repository(request: HttpRequest, name: str) -> HttpResponse:
         "sorts": list(SORTS),
         "show_activity": show_activity,
         "activity": activity.order_by("-id")[:10] if activity is not None else [],
-        "tag_total": Tag.objects.filter(repository=full).count(),
+        # Unfiltered, the paginator has counted them already.
+        "tag_total": Tag.objects.filter(repository=full).count() if query else page.paginator.count,
     }
     template = "web/_tags.html" if request.headers.get("HX-Request") else "web/repository.html"
     return render(request, template, context)
