@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import StreamingHttpResponse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -120,11 +118,4 @@ class EventExport(APIView):
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in exporting.FORMATS:
             raise ValidationError({"format": [f"one of {', '.join(exporting.FORMATS)}"]})
-        response = StreamingHttpResponse(
-            exporting.render(fmt, events, whole_chains(request.query_params)),
-            content_type=exporting.CONTENT_TYPES[fmt],
-        )
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        extension = "csv" if fmt == "csv" else "jsonl"
-        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
-        return response
+        return exporting.download(fmt, events, whole_chains(request.query_params))

@@ -17,6 +17,8 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.models import CharField, F, Func, QuerySet, TextField
 from django.db.models.functions import Cast
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
 from audit.canonical import CONTENT_FIELDS, canonical, iso
 from audit.models import Event
@@ -221,3 +223,12 @@ def render(fmt: str, events: QuerySet[Event], chains: Sequence[str] | None = Non
     else:
         lines = jsonl(rows)
     return _one_snapshot(lines, events.db)
+
+
+def download(fmt: str, events: QuerySet[Event], chains: Sequence[str] | None = None) -> Any:
+    """The export as a file download (the API and the web UI answer the same)."""
+    response = StreamingHttpResponse(render(fmt, events, chains), content_type=CONTENT_TYPES[fmt])
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    extension = "csv" if fmt == "csv" else "jsonl"
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
+    return response

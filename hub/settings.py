@@ -70,6 +70,9 @@ INSTALLED_APPS = [
     "web",
 ]
 
+# Forms whose token expired answer in Hub's look, saying what to do.
+CSRF_FAILURE_VIEW = "web.views.errors.csrf_failure"
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files for the web UI (hub/wsgi.py keeps it off the /v2/ chain).

@@ -229,18 +229,31 @@ def team_member_set(*, team: Team, user: Any, role: str = TeamMember.Role.MEMBER
 
 @transaction.atomic
 def team_update(
-    *, team: Team, description: str | None = None, may_create: bool | None = None
+    *,
+    team: Team,
+    name: str | None = None,
+    description: str | None = None,
+    may_create: bool | None = None,
 ) -> Team:
     before = _team_fields(team)
+    old_name = team.name
+    if name is not None and name != team.name:
+        namespace_validator(name)
+        if Team.objects.filter(organisation_id=team.organisation_id, name=name).exists():
+            raise ValidationError(f"{team.organisation.name} already has a team named {name!r}")
+        team.name = name
     if description is not None:
         team.description = description
     if may_create is not None:
         team.may_create_repositories = may_create
-    team.save(update_fields=["description", "may_create_repositories"])
+    team.save(update_fields=["name", "description", "may_create_repositories"])
+    after = _team_fields(team)
+    if team.name != old_name:  # a rename says both names
+        before["name"], after["name"] = old_name, team.name
     audit.record(
         action="team.update",
         organisation=team.organisation.name,
-        details={"team": team.name, "before": before, "after": _team_fields(team)},
+        details={"team": team.name, "before": before, "after": after},
     )
     return team
 

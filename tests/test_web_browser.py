@@ -176,6 +176,7 @@ def test_it_walks_through_the_web_ui(
     page.goto(f"{url}/r/doraorg/app/")
     tags = page.inner_text("#tags")
     assert "1.0" in tags and "erin" in tags and image.digest[:19] in tags
+    assert "linux/amd64" in tags  # the image's platform, read from its config
     check.look("repository")
     page.fill("#tag-filter", "eri")  # htmx swaps the table in place
     page.wait_for_function("!document.querySelector('#tags').innerText.includes('1.0')")
@@ -204,6 +205,17 @@ def test_it_walks_through_the_web_ui(
     refused = skopeo_push(url, "erin", layout, "again")
     assert refused.returncode != 0
     assert "denied" in refused.stderr.lower() or "unauthorized" in refused.stderr.lower()
+
+    # Repository settings: a grant to a user; the organisation's webhooks and policies.
+    page.goto(f"{url}/r/doraorg/app/-/settings/")
+    page.select_option("#id_grant-kind", value="user")
+    page.fill("#id_grant-name", "erin")
+    page.select_option("#id_grant-level", label="read")
+    page.click("form button:has-text('Save grant')")
+    assert "erin may now read doraorg/app" in page.inner_text("main")
+    check.look("repository-settings")
+    page.goto(f"{url}/orgs/doraorg/operations/")
+    check.look("organisation-operations")
 
     # Organisation, settings and tokens pages.
     page.goto(f"{url}/orgs/doraorg/")

@@ -631,12 +631,24 @@ def test_it_lets_an_owner_add_and_remove_default_grants(people: People) -> None:
 
     alice = signed_in(people.alice)
     alice.post(
-        "/orgs/acme/", {"form": "default-grant", "default-team": "devs", "default-level": "1"}
+        "/orgs/acme/",
+        {
+            "form": "default-grant",
+            "default-kind": "team",
+            "default-name": "devs",
+            "default-level": "1",
+        },
     )
     grant = DefaultGrant.objects.get(organisation=people.acme)
     assert grant.team == people.devs and grant.level == Level.READ
     alice.post(
-        "/orgs/acme/", {"form": "default-grant", "default-team": "nope", "default-level": "1"}
+        "/orgs/acme/",
+        {
+            "form": "default-grant",
+            "default-kind": "team",
+            "default-name": "nope",
+            "default-level": "1",
+        },
     )
     assert DefaultGrant.objects.count() == 1
     assert (

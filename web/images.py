@@ -7,14 +7,20 @@ small, and linked to the repository through the manifest).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.core.cache import cache
 
 from registry import mediatypes as mt
 from registry.models import Blob, Manifest
 from registry.storage import StorageError, get_storage
 
 CONFIG_MAX_BYTES = 1024 * 1024
+# A blob never changes under its digest, so a config's platform is cached for long.
+_PLATFORM_KEY = "hub:web:platform:"
+_PLATFORM_SECONDS = 30 * 24 * 3600
 IMAGE_CONFIGS = (
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
@@ -138,20 +144,30 @@ def _step(value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _image_config(descriptor: Descriptor | None) -> bool:
+    return (
+        descriptor is not None
+        and descriptor.size <= CONFIG_MAX_BYTES
+        and descriptor.media_type in IMAGE_CONFIGS
+    )
+
+
+def _read_json(digest: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(b"".join(get_storage().blob_read(digest)))
+    except (StorageError, OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def read_config(manifest: Manifest, descriptor: Descriptor | None) -> ImageConfig | None:
     """The image config, if it is an image config this manifest references and it is small."""
-    if descriptor is None or descriptor.size > CONFIG_MAX_BYTES:
-        return None
-    if descriptor.media_type not in IMAGE_CONFIGS:
+    if descriptor is None or not _image_config(descriptor):
         return None
     if not Blob.objects.filter(digest=descriptor.digest, manifests=manifest).exists():
         return None
-    try:
-        raw = b"".join(get_storage().blob_read(descriptor.digest))
-        body = json.loads(raw)
-    except (StorageError, OSError, ValueError):
-        return None
-    if not isinstance(body, dict):
+    body = _read_json(descriptor.digest)
+    if body is None:
         return None
     run = body.get("config") if isinstance(body.get("config"), dict) else {}
     assert isinstance(run, dict)  # noqa: S101 - for mypy
@@ -172,3 +188,42 @@ def read_config(manifest: Manifest, descriptor: Descriptor | None) -> ImageConfi
         if isinstance(history, list)
         else [],
     )
+
+
+def page_platforms(manifests: Sequence[Manifest]) -> dict[int, list[str]]:
+    """Each manifest's platforms, for one page of tags: an index's from its own bytes, an
+    image's from its config blob (only one the manifest links; cached by digest, so a page
+    reads the store only for configs it has not shown before)."""
+    found: dict[int, list[str]] = {}
+    configs: dict[int, str] = {}
+    for manifest in manifests:
+        if manifest.media_type in mt.INDEXES:
+            found[manifest.pk] = platforms(manifest)
+        elif manifest.media_type in mt.IMAGE_MANIFESTS:
+            config = parse(manifest).config
+            if config is not None and _image_config(config):
+                configs[manifest.pk] = config.digest
+    if not configs:
+        return found
+    linked = set(
+        Manifest.blobs.through.objects.filter(
+            manifest_id__in=list(configs), blob__digest__in=set(configs.values())
+        ).values_list("manifest_id", "blob__digest")
+    )
+    digests = {digest for pk, digest in configs.items() if (pk, digest) in linked}
+    known: dict[str, str] = {
+        key.removeprefix(_PLATFORM_KEY): value
+        for key, value in cache.get_many([_PLATFORM_KEY + d for d in digests]).items()
+    }
+    read: dict[str, str] = {}
+    for digest in digests - set(known):
+        body = _read_json(digest)
+        if body is not None:
+            read[digest] = platform_name(body)
+    if read:
+        cache.set_many({_PLATFORM_KEY + d: p for d, p in read.items()}, _PLATFORM_SECONDS)
+    known |= read
+    for pk, digest in configs.items():
+        if known.get(digest) and (pk, digest) in linked:
+            found[pk] = [known[digest]]
+    return found

@@ -9,6 +9,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from audit.models import Event
 from audit.queries import ACTIVITY_ACTIONS, organisation_activity, visible_events
 from registry.models import Repository, RepositoryBlob, Tag
+from teams import permissions
 from teams.models import Organisation
 from teams.permissions import Actor, organisation_role, visible_repositories
 
@@ -54,10 +55,7 @@ def search(actor: Actor, query: str) -> QuerySet[Repository]:
 
 
 def member_organisations(actor: Actor) -> list[Organisation]:
-    if actor.user is None:
-        return []
-    candidates = Organisation.objects.filter(memberships__user=actor.user).order_by("name")
-    return [org for org in candidates if organisation_role(actor, org) is not None]
+    return list(permissions.member_organisations(actor).order_by("name"))
 
 
 def home_repositories(actor: Actor, organisations: list[Organisation]) -> QuerySet[Repository]:
@@ -96,12 +94,12 @@ def repository_activity(actor: Actor, repository: Repository) -> QuerySet[Event]
     return base.filter(repository=repository.name, action__in=TAG_ACTIONS, outcome="success")
 
 
-def pushers(actor: Actor, repository: Repository, tags: list[str]) -> dict[str, Any]:
-    """The newest push event naming each of these tags, when the viewer may see it."""
+def pushers(activity: QuerySet[Event], tags: list[str]) -> dict[str, Any]:
+    """The newest push event naming each of these tags, among `activity`
+    (a `repository_activity`, built once per page: building it asks the database)."""
     found: dict[str, Any] = {}
     events = (
-        repository_activity(actor, repository)
-        .filter(action="manifest.push", tag__in=tags)
+        activity.filter(action="manifest.push", tag__in=tags)
         .order_by("-id")
         .only("tag", "actor_name", "occurred_at")[:1000]
     )

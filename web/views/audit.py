@@ -6,9 +6,8 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
-from django.utils import timezone
 
 from audit import exporting
 from audit.queries import BadFilter, apply_filters, visible_events
@@ -60,10 +59,4 @@ def audit_export(request: HttpRequest) -> HttpResponseBase:
         events = apply_filters(visible_events(actor), _filters(request))
     except BadFilter as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
-    response = StreamingHttpResponse(
-        exporting.render(fmt, events), content_type=exporting.CONTENT_TYPES[fmt]
-    )
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    extension = "csv" if fmt == "csv" else "jsonl"
-    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{extension}"'
-    return response
+    return exporting.download(fmt, events)

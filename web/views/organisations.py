@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
@@ -17,43 +16,16 @@ from django.views.decorators.http import require_http_methods
 from accounts.models import Robot
 from teams import actions
 from teams.config.status import config_status
-from teams.models import DefaultGrant, Level, Membership, Organisation, RepositoryGrant, Team
+from teams.models import DefaultGrant, Level, Membership, Organisation, Team
 from teams.permissions import (
-    may_administer_repository,
     may_manage_organisation,
-    may_manage_team,
     visible_repositories,
 )
 from web import forms
-from web.access import actor_of, visible_organisation, visible_team
-
-
-def _forbidden(request: HttpRequest, reason: str) -> HttpResponse:
-    return render(request, "403.html", {"reason": reason}, status=403)
-
-
-def _user(username: str) -> Any:
-    return get_user_model().objects.filter(username=username.strip(), is_active=True).first()
-
-
-def _messages(exc: ValidationError) -> str:
-    return " ".join(str(m) for m in exc.messages)
-
-
-def _unconfirmed(request: HttpRequest, title: str, text: str) -> HttpResponse | None:
-    """A destructive form posts twice: first it answers with a confirmation page, whose
-    form posts the same fields again with confirmed=yes."""
-    if request.POST.get("confirmed") == "yes":
-        return None
-    fields = [(k, v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken"]
-    context = {
-        "title": title,
-        "text": text,
-        "button": "Yes, " + title[0].lower() + title[1:].rstrip("?"),
-        "cancel": request.path,
-        "fields": [*fields, ("confirmed", "yes")],
-    }
-    return render(request, "web/confirm.html", context)
+from web.access import actor_of, visible_organisation
+from web.views import operations
+from web.views.common import active_user, grant_subject, messages_of, posted_id, unconfirmed
+from web.views.errors import forbidden_page
 
 
 @login_required
@@ -70,7 +42,7 @@ def organisation_new(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data["description"],
             )
         except (ValidationError, IntegrityError) as exc:
-            text = _messages(exc) if isinstance(exc, ValidationError) else "That name is taken."
+            text = messages_of(exc) if isinstance(exc, ValidationError) else "That name is taken."
             form.add_error("name", text)
         else:
             messages.success(request, f"Created the organisation {org.name}.")
@@ -87,7 +59,7 @@ def organisation(request: HttpRequest, org: str) -> HttpResponse:
     team_form = forms.TeamForm(prefix="team")
     if request.method == "POST":
         if not owner:
-            return _forbidden(request, f"Only owners of {found.name} may change it.")
+            return forbidden_page(request, f"Only owners of {found.name} may change it.")
         done, member_form, team_form = _organisation_post(request, found, member_form, team_form)
         if done is not None:
             return done
@@ -110,7 +82,7 @@ def organisation(request: HttpRequest, org: str) -> HttpResponse:
         else [],
         "member_form": member_form,
         "team_form": team_form,
-        "default_form": forms.DefaultGrantForm(prefix="default"),
+        "default_form": forms.SubjectGrantForm(prefix="default"),
         "settings_form": forms.OrganisationSettingsForm(
             initial={"display_name": found.display_name, "description": found.description}
         ),
@@ -127,7 +99,7 @@ def _organisation_post(
     if what == "member":
         form = forms.MemberForm(request.POST, prefix="member")
         if form.is_valid():
-            user = _user(form.cleaned_data["username"])
+            user = active_user(form.cleaned_data["username"])
             if user is None:
                 form.add_error("username", "There is no user of that name.")
             else:
@@ -142,9 +114,9 @@ def _organisation_post(
                 return here, form, team_form
         return None, form, team_form
     if what == "remove-member":
-        user = _user(request.POST.get("username", ""))
+        user = active_user(request.POST.get("username", ""))
         if user is not None:
-            asked = _unconfirmed(
+            asked = unconfirmed(
                 request,
                 f"Remove {user.username} from {org.name}?",
                 "They leave every team of the organisation and lose what those teams grant.",
@@ -177,28 +149,23 @@ def _organisation_post(
                 )
         return None, member_form, new_team
     if what == "default-grant":
-        default_form = forms.DefaultGrantForm(request.POST, prefix="default")
-        granted: Team | None = None
+        default_form = forms.SubjectGrantForm(request.POST, prefix="default")
+        subject = None
         if default_form.is_valid():
-            name = default_form.cleaned_data["team"]
-            granted = Team.objects.filter(organisation=org, name=name).first()
-        if granted is None:
-            messages.error(request, f"{org.name} has no such team: no default grant added.")
+            data = default_form.cleaned_data
+            subject = grant_subject(data["kind"], data["name"], org)
+        if subject is None:
+            messages.error(request, f"{org.name} has no such user, team or robot: nothing added.")
         else:
             level = int(default_form.cleaned_data["level"])
-            actions.default_grant_add(organisation=org, level=level, team=granted)
-            messages.success(
-                request, f"New repositories will grant {granted.name} {Level(level).label}."
-            )
+            actions.default_grant_add(organisation=org, level=level, **subject)
+            messages.success(request, f"New repositories will grant {Level(level).label}.")
         return here, member_form, team_form
     if what == "remove-default-grant":
-        given = str(request.POST.get("id", ""))
-        default = DefaultGrant.objects.filter(
-            organisation=org, pk=int(given) if given.isdigit() else 0
-        )
+        default = DefaultGrant.objects.filter(organisation=org, pk=posted_id(request))
         found = default.select_related("organisation", "user", "team", "robot").first()
         if found is not None:
-            asked = _unconfirmed(
+            asked = unconfirmed(
                 request,
                 "Remove this default grant?",
                 "Repositories created from now on will not get it; existing grants stay.",
@@ -223,78 +190,24 @@ def _organisation_post(
 
 
 @require_http_methods(["GET", "POST"])
-def team(request: HttpRequest, org: str, name: str) -> HttpResponse:
+def organisation_operations(request: HttpRequest, org: str) -> HttpResponse:
+    """The organisation's webhooks and policies, for all its repositories (owners)."""
     actor = actor_of(request)
-    found_org = visible_organisation(actor, org)
-    found = visible_team(actor, found_org, name)
-    manager = may_manage_team(actor, found)
-    member_form = forms.TeamMemberForm(prefix="member")
-    grant_form = forms.GrantForm(prefix="grant")
+    found = visible_organisation(actor, org)
+    if not may_manage_organisation(actor, found):
+        return forbidden_page(
+            request, f"Only owners of {found.name} manage its webhooks and policies."
+        )
+    scope = operations.Scope(
+        url=reverse("web:organisation-operations", args=[found.name]), organisation=found
+    )
+    shown: dict[str, Any] = {}
     if request.method == "POST":
-        if not manager:
-            return _forbidden(
-                request, f"Only owners of {org} and maintainers of {name} may change this team."
-            )
-        here = redirect(reverse("web:team", args=[org, name]))
-        what = request.POST.get("form")
-        if what == "member":
-            member_form = forms.TeamMemberForm(request.POST, prefix="member")
-            if member_form.is_valid():
-                user = _user(member_form.cleaned_data["username"])
-                if user is None:
-                    member_form.add_error("username", "There is no user of that name.")
-                else:
-                    actions.team_member_set(
-                        team=found, user=user, role=member_form.cleaned_data["role"]
-                    )
-                    messages.success(request, f"Added {user.username} to {found.name}.")
-                    return here
-        elif what == "remove-member":
-            user = _user(request.POST.get("username", ""))
-            if user is not None:
-                asked = _unconfirmed(
-                    request,
-                    f"Remove {user.username} from the team {found.name}?",
-                    "They stay in the organisation but lose what this team grants.",
-                )
-                if asked is not None:
-                    return asked
-                actions.team_member_remove(team=found, user=user)
-                messages.success(request, f"Removed {user.username} from {found.name}.")
-            return here
-        elif what == "grant":
-            grant_form = forms.GrantForm(request.POST, prefix="grant")
-            if grant_form.is_valid() and _grant(request, actor, found, grant_form):
-                return here
-    visible = visible_repositories(actor).values("pk")
-    context = {
-        "organisation": found_org,
-        "team": found,
-        "is_manager": manager,
-        "members": found.members.select_related("user").order_by("user__username"),
-        "grants": RepositoryGrant.objects.filter(team=found, repository__in=visible)
-        .select_related("repository")
-        .order_by("repository__name"),
-        "member_form": member_form,
-        "grant_form": grant_form,
-    }
-    return render(request, "web/team.html", context)
-
-
-def _grant(request: HttpRequest, actor: Any, team: Team, form: forms.GrantForm) -> bool:
-    name = form.cleaned_data["repository"].strip()
-    repository = visible_repositories(actor).select_related("namespace").filter(name=name).first()
-    if repository is None or not may_administer_repository(actor, repository):
-        form.add_error("repository", "You administer no repository of that name.")
-        return False
-    level = int(form.cleaned_data["level"])
-    try:
-        actions.grant_set(repository=repository, level=level, team=team)
-    except ValidationError as exc:
-        form.add_error("repository", _messages(exc))
-        return False
-    if level == Level.NONE:
-        messages.success(request, f"{team.name} no longer has a grant on {name}.")
-    else:
-        messages.success(request, f"{team.name} may now {Level(level).label} {name}.")
-    return True
+        answer = operations.handle(request, actor, scope, shown)
+        if answer is not None:
+            return answer
+    return render(
+        request,
+        "web/organisation_operations.html",
+        {"organisation": found, **operations.context(scope, shown)},
+    )

@@ -17,12 +17,11 @@ from django.views.decorators.http import require_http_methods
 from registry.errors import RegistryError
 from registry.models import Manifest, ManifestChild, Repository, Tag
 from registry.services.manifests import manifest_delete
-from teams.actions import repository_update
-from teams.models import Level, RepositoryGrant
+from teams.models import Level
 from web import images, queries
 from web.access import actor_of, may_see_activity, readable_repository
-from web.forms import RepositorySettingsForm
 from web.markdown import render as render_markdown
+from web.views.errors import forbidden_page
 
 SORTS = {
     "updated": ("-updated_at", "name"),
@@ -73,25 +72,21 @@ def repository(request: HttpRequest, name: str) -> HttpResponse:
     loaded = Tag.objects.select_related("manifest").defer("manifest__content").in_bulk(ids)
     page_tags = [loaded[pk] for pk in ids if pk in loaded]
     sizes = _image_sizes(page_tags) | _index_sizes(page_tags)
-    index_content = dict(
-        Manifest.objects.filter(
-            pk__in=[t.manifest_id for t in page_tags if t.manifest.media_type in images.mt.INDEXES]
-        ).values_list("pk", "content")
+    # The page's manifests with their bytes (small; the tag rows above deferred them).
+    shown = Manifest.objects.filter(pk__in={t.manifest_id for t in page_tags}).only(
+        "pk", "media_type", "content"
     )
+    platforms = images.page_platforms(list(shown))
     show_activity = may_see_activity(actor, full)
-    pushed = queries.pushers(actor, full, [t.name for t in page_tags]) if show_activity else {}
+    activity = queries.repository_activity(actor, full) if show_activity else None
+    pushed = queries.pushers(activity, [t.name for t in page_tags]) if activity is not None else {}
     rows: list[dict[str, Any]] = []
     for tag in page_tags:
-        platforms: list[str] = []
-        if tag.manifest_id in index_content:
-            probe = Manifest(media_type=tag.manifest.media_type)
-            probe.content = index_content[tag.manifest_id]
-            platforms = images.platforms(probe)
         rows.append(
             {
                 "tag": tag,
                 "size": sizes.get(tag.manifest_id, 0),
-                "platforms": platforms,
+                "platforms": platforms.get(tag.manifest_id, []),
                 "pushed": pushed.get(tag.name),
             }
         )
@@ -107,10 +102,9 @@ def repository(request: HttpRequest, name: str) -> HttpResponse:
         "sort": sort,
         "sorts": list(SORTS),
         "show_activity": show_activity,
-        "activity": queries.repository_activity(actor, full).order_by("-id")[:10]
-        if show_activity
-        else [],
-        "tag_total": Tag.objects.filter(repository=full).count(),
+        "activity": activity.order_by("-id")[:10] if activity is not None else [],
+        # Unfiltered, the paginator has counted them already.
+        "tag_total": Tag.objects.filter(repository=full).count() if query else page.paginator.count,
     }
     template = "web/_tags.html" if request.headers.get("HX-Request") else "web/repository.html"
     return render(request, template, context)
@@ -124,12 +118,7 @@ def tag_delete(request: HttpRequest, name: str, tag: str) -> HttpResponse:
     if found is None:
         raise Http404("no such tag")
     if level < Level.ADMIN:
-        return render(
-            request,
-            "403.html",
-            {"reason": f"Only administrators of {repo.name} may delete its tags."},
-            status=403,
-        )
+        return forbidden_page(request, f"Only administrators of {repo.name} may delete its tags.")
     if request.method == "POST":
         try:
             manifest_delete(repository=repo, tag=tag, digest=None)
@@ -185,36 +174,4 @@ def manifest(request: HttpRequest, name: str, digest: str) -> HttpResponse:
             "history": history,
             "is_admin": level >= Level.ADMIN,
         },
-    )
-
-
-@require_http_methods(["GET", "POST"])
-def repository_settings(request: HttpRequest, name: str) -> HttpResponse:
-    actor = actor_of(request)
-    repo, level = readable_repository(actor, name)
-    if level < Level.ADMIN:
-        return render(
-            request,
-            "403.html",
-            {"reason": f"Only administrators of {repo.name} may change its settings."},
-            status=403,
-        )
-    full = Repository.objects.select_related("namespace").get(pk=repo.pk)
-    initial = {"description": full.description, "visibility": full.visibility}
-    form = RepositorySettingsForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        repository_update(
-            repository=full,
-            description=form.cleaned_data["description"],
-            visibility=form.cleaned_data["visibility"],
-        )
-        messages.success(request, f"Saved the settings of {full.name}.")
-        return redirect(reverse("web:repository", args=[full.name]))
-    grants = RepositoryGrant.objects.filter(repository=full).select_related(
-        "user", "team__organisation", "robot__organisation"
-    )
-    return render(
-        request,
-        "web/repository_settings.html",
-        {"repository": full, "form": form, "grants": grants},
     )

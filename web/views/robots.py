@@ -18,17 +18,13 @@ from teams.models import Organisation
 from teams.permissions import may_manage_organisation
 from web.access import actor_of, visible_organisation
 from web.forms import RobotForm, RobotTokenForm
+from web.views.errors import forbidden_page
 
 
 def _managed(request: HttpRequest, org: str) -> Organisation | HttpResponse:
     organisation = visible_organisation(actor_of(request), org)
     if not may_manage_organisation(actor_of(request), organisation):
-        return render(
-            request,
-            "403.html",
-            {"reason": f"Only owners of {organisation.name} manage its robots."},
-            status=403,
-        )
+        return forbidden_page(request, f"Only owners of {organisation.name} manage its robots.")
     return organisation
 
 
