@@ -168,20 +168,27 @@ def cluster(
             "HUB_REDIS_URL": REDIS_URL,
             "HUB_WEBHOOK_ALLOW_PRIVATE": "true",
         }
-        nodes: list[HubProcess] = []
-        for index in range(3):
-            node = start_hub(data_dir, env=env, args=SERVE_ARGS, admin=index == 0)
-            stack.callback(node.stop)
-            nodes.append(node)
-        ensure_robot(data_dir, env)
-        _hub_shell(
-            env,
-            data_dir,
-            "from registry.webhooks.actions import webhook_create\n"
-            "from teams.models import Organisation\n"
-            f"webhook_create(url='http://127.0.0.1:{hooks.server_port}/hook', events=['push'],"
-            " organisation=Organisation.objects.get(name='e2e'))\n",
-        )
+        # The first node migrates and makes the administrator; the rest start together.
+        first = start_hub(data_dir, env=env, args=SERVE_ARGS)
+        stack.callback(first.stop)
+        with ThreadPoolExecutor(3) as pool:
+            others = [
+                pool.submit(start_hub, data_dir, env=env, args=SERVE_ARGS, admin=False)
+                for _ in range(2)
+            ]
+            ensure_robot(data_dir, env)
+            _hub_shell(
+                env,
+                data_dir,
+                "from registry.webhooks.actions import webhook_create\n"
+                "from teams.models import Organisation\n"
+                f"webhook_create(url='http://127.0.0.1:{hooks.server_port}/hook',"
+                " events=['push'], organisation=Organisation.objects.get(name='e2e'))\n",
+            )
+            nodes = [first]
+            for future in others:
+                nodes.append(future.result())
+                stack.callback(nodes[-1].stop)
         proxy = start_nginx(
             tmp_path / "nginx", nodes=[node.host for node in nodes], port=free_port()
         )
