@@ -52,3 +52,21 @@ WEBHOOK_DURATION = Histogram(
     "Time for one webhook delivery attempt.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+# Counted by `hub worker` (hub.worker_metrics), for every task it runs or sends.
+TASKS = Counter(
+    "hub_celery_tasks",
+    "Tasks a worker finished, by task name and final state (SUCCESS, FAILURE, RETRY, ...).",
+    ["task", "state"],
+)
+TASK_DURATION = Histogram(
+    "hub_celery_task_duration_seconds",
+    "Time a worker spent running a task, by task name.",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+)
+TASKS_SENT = Counter(
+    "hub_celery_tasks_sent",
+    "Tasks sent to the broker by this process (`hub beat`'s schedule, a worker's retries).",
+    ["task"],
+)

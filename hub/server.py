@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from hub.env import env_bool, env_choice, env_int, env_str
+from hub.metrics_files import metrics_directory
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -19,22 +18,6 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
-
-
-def metrics_directory() -> tuple[Path, bool]:
-    """The multiprocess metrics directory for this run, emptied; and whether we made it.
-
-    Files left by an earlier run would be added to this run's counts (and a new worker
-    may get an old pid), so an operator's PROMETHEUS_MULTIPROC_DIR is emptied first.
-    """
-    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if given:
-        path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink()
-        return path, False
-    return Path(tempfile.mkdtemp(prefix="hub-metrics-")), True
 
 
 def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]:

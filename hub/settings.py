@@ -373,6 +373,10 @@ HUB_METRICS_TOKEN = env_str("HUB_METRICS_TOKEN")
 if HUB_METRICS_ENABLED:
     # Outermost, so that it times everything the other middleware does too.
     MIDDLEWARE.insert(0, "hub.metrics_view.MetricsMiddleware")
+# `hub worker` and `hub beat` have no web server: with a port set, each listens on it for
+# Prometheus (a pod port scraped by annotation). Counts only, no names: unauthenticated.
+HUB_WORKER_METRICS_PORT = env_int("HUB_WORKER_METRICS_PORT", 0, minimum=0)
+HUB_WORKER_METRICS_ADDR = env_str("HUB_WORKER_METRICS_ADDR", "0.0.0.0")  # noqa: S104 - a pod port
 
 # `plain` for a terminal, `json` (one object per line on stdout) for log collectors.
 HUB_LOG_FORMAT = env_choice("HUB_LOG_FORMAT", ("plain", "json"), "plain")

@@ -155,6 +155,19 @@ def test_it_scales_web_and_workers_but_keeps_one_scheduler() -> None:
     assert job["containers"][0]["args"] == ["migrate", "--noinput"]
 
 
+def test_it_has_prometheus_scrape_the_workers_and_scheduler_on_their_own_port() -> None:
+    for name in ("hub-worker", "hub-scheduler"):
+        template = by_name("Deployment", name)["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == env["HUB_WORKER_METRICS_PORT"]
+        assert {p["containerPort"] for p in container["ports"]} == {
+            int(env["HUB_WORKER_METRICS_PORT"])
+        }
+
+
 def test_it_lets_layers_through_the_ingress() -> None:
     annotations = by_name("Ingress", "hub")["metadata"]["annotations"]
     prefix = "nginx.ingress.kubernetes.io/"

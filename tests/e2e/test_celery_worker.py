@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from celery import Celery
 
 from tests.support.databases import fresh_database
 from tests.support.nodes import query, store_files
-from tests.support.servers import ROOT, VENV_BIN, ensure_admin, on_this_tree
+from tests.support.servers import ROOT, VENV_BIN, ensure_admin, free_port, on_this_tree, wait_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -74,10 +75,13 @@ def test_a_worker_runs_a_garbage_collection_sent_through_redis(
 
     queue = f"hub-test-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"
+    port = free_port()
     with open(log, "wb") as out:
+        # The prefork pool: the task runs in a child process, and the parent's port
+        # must still show what it counted.
         worker = subprocess.Popen(
-            [str(VENV_BIN / "hub"), "worker", "--pool", "solo", "-Q", queue],
-            env=worker_env,
+            [str(VENV_BIN / "hub"), "worker", "--pool", "prefork", "-c", "1", "-Q", queue],
+            env={**worker_env, "HUB_WORKER_METRICS_PORT": str(port)},
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=str(ROOT),
@@ -91,6 +95,12 @@ def test_a_worker_runs_a_garbage_collection_sent_through_redis(
             assert worker.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        wait_http(f"http://127.0.0.1:{port}/metrics", proc=worker)
+        scraped = _scrape(port, "hub_celery_tasks_total")
+        while not scraped and time.monotonic() < deadline:  # counted just after the commit
+            time.sleep(0.2)
+            scraped = _scrape(port, "hub_celery_tasks_total")
+        counts = _scrape(port)
     finally:
         worker.terminate()
         worker.wait(30)
@@ -100,6 +110,47 @@ def test_a_worker_runs_a_garbage_collection_sent_through_redis(
     assert query(worker_env, tmp_path, "SELECT count(*) FROM registry_blob") == [(0,)]
     assert store_files(tmp_path) == []
     assert "registry.collect_garbage" in log.read_text()
+    assert counts['hub_celery_tasks_total{state="SUCCESS",task="registry.collect_garbage"}'] == 1
+    assert counts['hub_celery_task_duration_seconds_count{task="registry.collect_garbage"}'] == 1
+    assert counts['hub_gc_runs_total{outcome="success"}'] == 1
+    assert counts["hub_gc_freed_bytes_total"] == len(data)
+    assert counts["hub_gc_deleted_blobs_total"] == 1
+
+
+def _scrape(port: int, prefix: str = "") -> dict[str, float]:
+    """Samples from a Prometheus text page, by name and labels (sorted, as the client prints)."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and line.startswith(prefix):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_hub_beat_counts_what_it_sends(worker_env: dict[str, str], tmp_path: Path) -> None:
+    """The scheduler's port shows the periodic tasks it sent (a webhook sweep every second)."""
+    port = free_port()
+    log = tmp_path / "beat.log"
+    env = {**worker_env, "HUB_WORKER_METRICS_PORT": str(port), "HUB_WEBHOOK_SWEEP_INTERVAL": "1"}
+    with open(log, "wb") as out:
+        beat = subprocess.Popen(
+            [str(VENV_BIN / "hub"), "beat"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+        )  # fmt: skip
+    name = 'hub_celery_tasks_sent_total{task="registry.deliver_due_webhooks"}'
+    try:
+        wait_http(f"http://127.0.0.1:{port}/metrics", proc=beat)
+        deadline = time.monotonic() + 30
+        while _scrape(port).get(name, 0) < 2:
+            assert beat.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+    finally:
+        beat.terminate()
+        beat.wait(30)
+        # What it sent went to the default queue of this test's Redis database.
+        redis.Redis.from_url(REDIS_URL).delete("celery")
 
 
 def test_hub_worker_needs_a_broker(tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,8 @@ import pytest
 import requests
 
 from tests.support.databases import fresh_database, postgres_base_url
-from tests.support.servers import ADMIN_PASSWORD, ADMIN_USER, ROOT, start_hub, wait_http
+from tests.support.proxy import find_nginx, start_nginx
+from tests.support.servers import ADMIN_PASSWORD, ADMIN_USER, start_hub, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -29,38 +28,17 @@ NODE_PORTS = (5023, 5024)
 PROXY_PORT = 5025
 
 
-def nginx_conf(directory: Path) -> Path:
-    """deploy/nginx.conf with loopback addresses and private paths instead of compose's."""
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
-    text = text.replace("web1:5000", f"127.0.0.1:{NODE_PORTS[0]}")
-    text = text.replace("web2:5000", f"127.0.0.1:{NODE_PORTS[1]}")
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{PROXY_PORT};").replace(
-        "listen [::]:80;", ""
-    )
-    text = text.replace("/tmp/nginx", str(directory / "nginx"))
-    text = text.replace("/dev/stdout", str(directory / "access.log"))
-    text = text.replace("/dev/stderr", str(directory / "error.log"))
-    conf = directory / "nginx.conf"
-    conf.write_text(text)
-    return conf
-
-
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[str]:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
+    if find_nginx() is None:
         pytest.skip("nginx is not installed")
-    conf = nginx_conf(tmp_path)
-    proc = subprocess.Popen(
-        [nginx, "-c", str(conf), "-e", str(tmp_path / "error.log"), "-g", "daemon off;"],
-        stderr=subprocess.STDOUT,
-        stdout=open(tmp_path / "nginx.out", "wb"),  # noqa: SIM115
-    )
+    nodes = [f"127.0.0.1:{port}" for port in NODE_PORTS]
+    # Nothing answers yet: the nodes start in the test.
+    nginx = start_nginx(tmp_path, nodes=nodes, port=PROXY_PORT, wait=False)
     try:
-        yield f"http://127.0.0.1:{PROXY_PORT}"
+        yield nginx.url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        nginx.stop()
 
 
 def slowly(data: bytes, piece: int = 256 * 1024) -> Iterator[bytes]:

@@ -16,6 +16,9 @@ class Command(BaseCommand):
 
     def run_from_argv(self, argv: list[str]) -> None:
         self.celery_args = argv[2:]
+        from hub import worker_metrics
+
+        worker_metrics.prepare()
         super().run_from_argv(argv[:2])
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -23,6 +26,9 @@ class Command(BaseCommand):
             raise CommandError(
                 "HUB_REDIS_URL is not set: without a broker, `hub serve` runs the periodic jobs"
             )
+        from hub import worker_metrics
+
+        worker_metrics.start()
         from hub.celery import app
 
         schedule = settings.DATA_DIR / "celerybeat-schedule"
