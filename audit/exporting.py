@@ -77,7 +77,7 @@ def sealed_rows(
         yield row
 
 
-def _one_snapshot(lines: Iterator[str], using: str) -> Iterator[str]:
+def one_snapshot(lines: Iterator[str], using: str) -> Iterator[str]:
     """In a transaction: outside one Django declares the cursor WITH HOLD, and PostgreSQL
     then computes and stores the whole result before the first row comes out."""
     with transaction.atomic(using=using):
@@ -212,12 +212,26 @@ def ocsf_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     return _batched(dumps(ocsf(row)) + "\n" for row in rows)
 
 
-def render(fmt: str, events: QuerySet[Event], chains: Sequence[str] | None = None) -> Iterator[str]:
-    rows = sealed_rows(events, chains)
+class counted:  # noqa: N801 - used like a function
+    """The rows passed through, counting them (for an export job's row count)."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows = iter(rows)
+        self.count = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            self.count += 1
+            yield row
+
+
+def lines(fmt: str, rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     if fmt == "csv":
-        lines = csv_lines(rows)
-    elif fmt == "ocsf":
-        lines = ocsf_lines(rows)
-    else:
-        lines = jsonl(rows)
-    return _one_snapshot(lines, events.db)
+        return csv_lines(rows)
+    if fmt == "ocsf":
+        return ocsf_lines(rows)
+    return jsonl(rows)
+
+
+def render(fmt: str, events: QuerySet[Event], chains: Sequence[str] | None = None) -> Iterator[str]:
+    return one_snapshot(lines(fmt, sealed_rows(events, chains)), events.db)

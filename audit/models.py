@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from django.conf import settings
 from django.db import connections, models, router
+
+from audit.canonical import GENESIS
 
 
 class AppendOnly(Exception):
@@ -172,6 +175,14 @@ class Archive(InsertOnly):
         return f"{self.chain}#{self.first_seq}..{self.last_seq}"
 
 
+def chain_start(chain: str) -> tuple[int, str]:
+    """Where a chain's events in the table start from: (its last archived seq, that
+    event's hash), or (0, GENESIS) when nothing of it was archived."""
+    last = Archive.objects.filter(chain=chain).order_by("-last_seq").values("last_seq", "head")
+    row = last.first()
+    return (row["last_seq"], row["head"]) if row else (0, GENESIS)
+
+
 class ImportedEvent(models.Model):
     """An archived event read back (`hub audit archive import`) for investigation.
 
@@ -198,3 +209,44 @@ class ImportedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"imported {self.chain}#{self.seq}"
+
+
+class ExportJob(models.Model):
+    """An export too big to stream in a request, written to the blob store by a background
+    task (audit.export_jobs) and offered for download, to its requester only, until
+    expires_at (then the periodic job removes the file)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        EXPIRED = "expired"
+
+    id = models.BigAutoField(primary_key=True)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="audit_exports"
+    )
+    format = models.CharField(max_length=8)
+    # The export's filters as given (audit.queries.FILTERS); re-applied, with what the
+    # requester may read then, when the job runs.
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    storage_key = models.CharField(max_length=512, blank=True)  # the object's name
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["requester", "-id"], name="audit_export_requester"),
+            models.Index(fields=["status", "expires_at"], name="audit_export_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.format}, {self.status})"
