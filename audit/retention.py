@@ -30,9 +30,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import archives
-from audit.canonical import GENESIS
 from audit.exporting import sealed_rows
-from audit.models import Archive, Event, ImportedEvent, Seal
+from audit.models import Archive, Event, ImportedEvent, Seal, chain_start
 from audit.sealing import lock_chain
 from registry.storage import Storage, get_storage
 
@@ -73,13 +72,6 @@ def retention_days(chain: str) -> int:
         if days is not None:
             return int(days)
     return int(settings.HUB_AUDIT_RETENTION_DAYS)
-
-
-def chain_start(chain: str) -> tuple[int, str]:
-    """(last seq archived and removed, its hash): (0, GENESIS) for a whole chain."""
-    last = Archive.objects.filter(chain=chain).order_by("-last_seq").values("last_seq", "head")
-    row = last.first()
-    return (row["last_seq"], row["head"]) if row else (0, GENESIS)
 
 
 def plan_chain(chain: str, *, now: datetime, limit: int = MAX_EVENTS) -> Plan | None:

@@ -20,11 +20,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from audit.canonical import CONTENT_FIELDS, GENESIS, chain_hash
-from audit.models import Archive, Event, Seal, insert_all
+from audit.canonical import CONTENT_FIELDS, chain_hash
+from audit.models import Event, Seal, chain_start, insert_all
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +59,8 @@ def seal_chain(
     with transaction.atomic():
         lock_chain(chain)
         last = Seal.objects.filter(chain=chain).order_by("-seq").values("seq", "hash").first()
-        if last is None:
-            # Every seal may have been archived and removed: go on from the last archive.
-            last = (
-                Archive.objects.filter(chain=chain)
-                .order_by("-last_seq")
-                .values(seq=F("last_seq"), hash=F("head"))
-                .first()
-            )
-        seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        # Every seal may have been archived and removed: go on from the last archive.
+        seq, prev = (last["seq"], last["hash"]) if last else chain_start(chain)
         # Plain rows, not model instances: sealing keeps up with a pull per request.
         events = list(
             _pending(window, since_id)
