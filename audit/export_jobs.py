@@ -133,7 +133,7 @@ def run_job(job_id: int, storage: Storage | None = None) -> ExportJob | None:
         # What the requester may read now: they may have lost an organisation since.
         actor = Actor(user=job.requester, method="session")
         events = matching(actor, job.filters) if job.requester.is_active else Event.objects.none()
-        rows = exporting.counted(exporting.sealed_rows(events, whole_chains(job.filters)))
+        rows = exporting.counted(exporting.sealed_tuples(events, whole_chains(job.filters)))
         digest = _Digest()
         lines = exporting.lines(job.format, rows)
         size = storage.object_write(name, digest.bytes(exporting.one_snapshot(lines, events.db)))
