@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from django.db import connections, transaction
 from django.db.models import CharField, F, Func, QuerySet, TextField
 from django.db.models.functions import Cast
 
-from audit.canonical import CONTENT_FIELDS, canonical, iso
+from audit.canonical import CONTENT_FIELDS, Template, canonical_details, iso, parsed_details
 from audit.models import Event
 
 FORMATS = ("jsonl", "csv", "ocsf")
@@ -53,17 +52,7 @@ def sealed_tuples(events: QuerySet[Event], chains: Sequence[str] | None = None) 
     sealed = events.filter(seal__isnull=False)
     if chains is not None:
         sealed = sealed.filter(seal__chain__in=chains)
-    fields: list[Any] = list(CONTENT_FIELDS)
-    # details as its text: without a converter on any column, Django hands the database's
-    # rows on as they come; most are "{}".
-    sealed = sealed.annotate(details_text=Cast("details", TextField()))
-    fields[_DETAILS] = "details_text"
-    in_sql = connections[events.db].vendor == "postgresql"
-    if in_sql:
-        sealed = sealed.annotate(
-            occurred_at_iso=Func(F("occurred_at"), template=_PG_ISO, output_field=CharField())
-        )
-        fields[_WHEN] = "occurred_at_iso"
+    sealed, fields, in_sql = content_columns(sealed)
     rows = sealed.order_by("seal__chain", "seal__seq").values_list(
         *fields, "seal__seq", "seal__prev_hash", "seal__hash"
     )
@@ -76,9 +65,21 @@ def sealed_tuples(events: QuerySet[Event], chains: Sequence[str] | None = None) 
         yield row
 
 
-def parsed_details(text: str) -> dict[str, Any]:
-    parsed = {} if text == "{}" else json.loads(text)
-    return {} if parsed is None else parsed  # type: ignore[no-any-return]
+def content_columns(events: QuerySet[Event]) -> tuple[QuerySet[Event], list[Any], bool]:
+    """(events, the names to give values_list for CONTENT_FIELDS, whether occurred_at
+    comes in canonical form): details as its text (without a converter on any column,
+    Django hands the database's rows on as they come; most are "{}"), and on PostgreSQL
+    occurred_at formatted by the database."""
+    fields: list[Any] = list(CONTENT_FIELDS)
+    events = events.annotate(details_text=Cast("details", TextField()))
+    fields[_DETAILS] = "details_text"
+    in_sql = connections[events.db].vendor == "postgresql"
+    if in_sql:
+        events = events.annotate(
+            occurred_at_iso=Func(F("occurred_at"), template=_PG_ISO, output_field=CharField())
+        )
+        fields[_WHEN] = "occurred_at_iso"
+    return events, fields, in_sql
 
 
 def sealed_rows(
@@ -89,10 +90,6 @@ def sealed_rows(
         mapping = dict(zip(COLUMNS, row, strict=True))
         mapping["details"] = parsed_details(row[_DETAILS])
         yield mapping
-
-
-def _canonical_details(text: str) -> str:
-    return "{}" if text == "{}" else canonical(parsed_details(text))
 
 
 def one_snapshot(lines: Iterator[str], using: str) -> Iterator[str]:
@@ -114,27 +111,7 @@ def _batched(lines: Iterable[str]) -> Iterator[str]:
         yield "".join(batch)
 
 
-# canonical(row) for a row of sealed_tuples, written field by field into a template of
-# its sorted keys: what the JSON encoder writes for each value, at a fraction of its cost.
-_SORTED = sorted(COLUMNS)
-_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in _SORTED) + "}\n"
-_ORDER = [COLUMNS.index(key) for key in _SORTED]
-_string = json.encoder.encode_basestring  # the canonical encoder's own, ensure_ascii off
-
-
-def _canonical_line(row: Row) -> str:
-    values = []
-    for at in _ORDER:
-        value = row[at]
-        if at == _DETAILS:
-            values.append(_canonical_details(value))
-        elif value.__class__ is str:
-            values.append(_string(value))
-        elif value.__class__ is int:
-            values.append(int.__repr__(value))
-        else:  # None: no other type reaches here
-            values.append("null")
-    return _TEMPLATE % tuple(values)
+_canonical_line = Template(COLUMNS, end="\n")
 
 
 def jsonl(rows: Iterable[Row]) -> Iterator[str]:
@@ -149,7 +126,7 @@ def csv_lines(rows: Iterable[Row]) -> Iterator[str]:
     for row in rows:
         if row[_TOKEN] is None:
             row[_TOKEN] = ""
-        row[_DETAILS] = _canonical_details(row[_DETAILS])
+        row[_DETAILS] = canonical_details(row[_DETAILS])
         batch.append(row)
         if len(batch) >= CHUNK:
             writer.writerows(batch)

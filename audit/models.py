@@ -9,6 +9,7 @@ and DELETE on both tables (migration 0002) unless retention says otherwise.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -59,10 +60,13 @@ def insert_all(model: type[InsertOnly], rows: Sequence[Mapping[str, Any]]) -> No
     connection = connections[router.db_for_write(model)]
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    if connection.vendor == "postgresql":
+        _copy_all(connection, table, columns, fields, rows)
+        return
     sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 - names from the model
-        quote(model._meta.db_table),
-        ", ".join(quote(str(f.column)) for f in fields),
-        ", ".join(["%s"] * len(fields)),
+        table, columns, ", ".join(["%s"] * len(fields))
     )
     # Only dates and JSON need the backend's adaptation; strings and numbers go as they are.
     adapt = [
@@ -78,6 +82,23 @@ def insert_all(model: type[InsertOnly], rows: Sequence[Mapping[str, Any]]) -> No
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, values)
+
+
+def _copy_all(
+    connection: Any, table: str, columns: str, fields: list[Any], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """PostgreSQL: COPY ... FROM STDIN, a fraction of the server's work of one INSERT per
+    row. JSON goes as its text (psycopg's text dumper for a str), "{}" for most events."""
+    names = [f.attname for f in fields]
+    json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    sql = f"COPY {table} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            values = [row[name] for name in names]
+            for i in json_at:
+                values[i] = "{}" if values[i] == {} else dumps(values[i])
+            copy.write_row(values)
 
 
 class Event(InsertOnly):

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from audit.exporting import COLUMNS, Row, parsed_details
+from audit.canonical import parsed_details
+from audit.exporting import COLUMNS, Row
 
 # Activity by what the action does.
 _CREATE = {"blob.upload", "blob.mount", "manifest.push", "token.create", "robot.create"}
