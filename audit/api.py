@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import exporting
+from audit import export_api, export_jobs, exporting
 from audit.canonical import CONTENT_FIELDS
 from audit.models import Event
 from audit.queries import (
@@ -108,14 +108,18 @@ class EventExport(APIView):
     content_negotiation_class = _AnyFormat
 
     @extend_schema(
-        summary="Stream the caller's readable, sealed events with their seals",
+        summary="Stream the caller's readable, sealed events with their seals (or, past "
+        "HUB_AUDIT_EXPORT_SYNC_LIMIT events, start an export job: 202 and its URL)",
         parameters=[OpenApiParameter("format", str, enum=list(exporting.FORMATS))]
         + _FILTER_PARAMETERS,
-        responses={200: bytes},
+        responses={200: bytes, 202: export_api.ExportJobSerializer},
     )
     def get(self, request: Request) -> Any:
         events = _filtered(visible_events(person(request)), request)
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in exporting.FORMATS:
             raise ValidationError({"format": [f"one of {', '.join(exporting.FORMATS)}"]})
+        if export_jobs.over_limit(events):
+            # Too big for one request: written in the background, offered as a link.
+            return export_api.start(request, fmt, request.query_params)
         return exporting.download(fmt, events, whole_chains(request.query_params))

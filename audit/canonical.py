@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,3 +63,45 @@ def canonical(data: Mapping[str, Any]) -> str:
 
 def chain_hash(prev_hash: str, event: Any) -> str:
     return hashlib.sha256((prev_hash + canonical(content(event))).encode()).hexdigest()
+
+
+def parsed_details(text: str) -> dict[str, Any]:
+    """An event's details from their JSON text as the database gives it."""
+    parsed = {} if text == "{}" else json.loads(text)
+    return {} if parsed is None else parsed  # type: ignore[no-any-return]
+
+
+def canonical_details(text: str) -> str:
+    return "{}" if text == "{}" else canonical(parsed_details(text))
+
+
+_string = json.encoder.encode_basestring  # the canonical encoder's own, ensure_ascii off
+
+
+class Template:
+    """canonical() of a row given as a sequence in `columns` order (occurred_at already
+    in canonical form, details as JSON text, every other value a str, an int or None),
+    written value by value into a template of the sorted keys: what the JSON encoder
+    writes for each, at a fraction of its cost (exports write one per event, and the
+    sealer hashes one per event)."""
+
+    def __init__(self, columns: Sequence[str], end: str = "") -> None:
+        keys = sorted(columns)
+        self.order = [columns.index(key) for key in keys]
+        self.details = columns.index("details")
+        self.template = "{" + ",".join(f'"{key}":%s' for key in keys) + "}" + end
+
+    def __call__(self, row: Sequence[Any]) -> str:
+        values = []
+        details = self.details
+        for at in self.order:
+            value = row[at]
+            if at == details:
+                values.append(canonical_details(value))
+            elif value.__class__ is str:
+                values.append(_string(value))
+            elif value.__class__ is int:
+                values.append(int.__repr__(value))
+            else:  # None: no other type reaches here
+                values.append("null")
+        return self.template % tuple(values)

@@ -62,7 +62,8 @@ def chain_for(organisation: str | None, repository: str | None) -> tuple[str, st
     return "site", ""
 
 
-def actor_fields(actor: Actor | None, ctx: RequestContext | None) -> dict[str, Any]:
+def actor_fields(actor: Actor | None, ctx: RequestContext | object | None) -> dict[str, Any]:
+    """The actor's columns; `ctx` is None outside a request (or anything truthy inside)."""
     if actor is None:
         # Not in a request at all: a command or a background job.
         name = "anonymous" if ctx is not None else "system"

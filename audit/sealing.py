@@ -20,11 +20,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from audit.canonical import CONTENT_FIELDS, GENESIS, chain_hash
-from audit.models import Archive, Event, Seal, insert_all
+from audit.canonical import CONTENT_FIELDS, Template, iso
+from audit.exporting import content_columns
+from audit.models import Event, Seal, chain_start, insert_all
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ DEFAULT_INTERVAL = 2.0
 RECENT_WINDOW = timedelta(hours=1)
 FULL_SCAN_EVERY = 300
 BATCH = 5000
+_canonical = Template(CONTENT_FIELDS)
+_WHEN = CONTENT_FIELDS.index("occurred_at")
+_DETAILS = CONTENT_FIELDS.index("details")
 
 
 def lock_chain(chain: str) -> None:
@@ -60,30 +63,26 @@ def seal_chain(
     with transaction.atomic():
         lock_chain(chain)
         last = Seal.objects.filter(chain=chain).order_by("-seq").values("seq", "hash").first()
-        if last is None:
-            # Every seal may have been archived and removed: go on from the last archive.
-            last = (
-                Archive.objects.filter(chain=chain)
-                .order_by("-last_seq")
-                .values(seq=F("last_seq"), hash=F("head"))
-                .first()
-            )
-        seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
-        # Plain rows, not model instances: sealing keeps up with a pull per request.
-        events = list(
-            _pending(window, since_id)
-            .filter(chain=chain)
-            .order_by("id")
-            .values(*CONTENT_FIELDS)[:limit]
-        )
+        # Every seal may have been archived and removed: go on from the last archive.
+        seq, prev = (last["seq"], last["hash"]) if last else chain_start(chain)
+        # Plain tuples, hashed through the export's template: sealing keeps up with a pull
+        # per request.
+        pending, fields, in_sql = content_columns(_pending(window, since_id).filter(chain=chain))
+        events = pending.order_by("id").values_list(*fields)[:limit]
         now = timezone.now()
         seals = []
-        for event in events:
+        sha256 = hashlib.sha256
+        for values in events:
+            row = list(values)
+            if not in_sql:
+                row[_WHEN] = iso(row[_WHEN])
+            if row[_DETAILS] is None:
+                row[_DETAILS] = "{}"
             seq += 1
-            digest = chain_hash(prev, event)
+            digest = sha256((prev + _canonical(row)).encode()).hexdigest()
             seals.append(
                 {
-                    "event_id": event["id"],
+                    "event_id": row[0],
                     "chain": chain,
                     "seq": seq,
                     "prev_hash": prev,

@@ -1,4 +1,4 @@
-"""The audit trail's background task (hub.celery): retention, archive first."""
+"""The audit trail's background tasks (hub.celery): retention, export jobs."""
 
 from __future__ import annotations
 
@@ -12,3 +12,20 @@ def apply_retention() -> int:
 
     result = run_retention()
     return len(result.archived)
+
+
+@app.task(name="audit.run_export")
+def run_export(job_id: int) -> int | None:
+    """Write a queued export job's file to the blob store; returns its row count."""
+    from audit.export_jobs import run_job
+
+    job = run_job(job_id)
+    return job.row_count if job is not None else None
+
+
+@app.task(name="audit.expire_exports")
+def expire_exports() -> int:
+    """Remove the files of export jobs past their expiry; returns how many."""
+    from audit.export_jobs import expire_jobs
+
+    return expire_jobs()

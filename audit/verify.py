@@ -25,8 +25,8 @@ from typing import Any
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.canonical import GENESIS, chain_hash
-from audit.models import Archive, Event, Seal
+from audit.canonical import chain_hash
+from audit.models import Archive, Event, Seal, chain_start
 
 DEFAULT_GRACE = timedelta(minutes=5)
 CHUNK = 2000
@@ -82,17 +82,10 @@ def _seals(chain: str, since: int | None, until: int | None) -> Iterator[list[di
         yield batch
 
 
-def _archived(chain: str) -> tuple[int, str]:
-    """(last seq archived and removed by retention, its hash): (0, GENESIS) if none."""
-    last = Archive.objects.filter(chain=chain).order_by("-last_seq").values("last_seq", "head")
-    row = last.first()
-    return (row["last_seq"], row["head"]) if row else (0, GENESIS)
-
-
 def _start(chain: str, since: int | None) -> tuple[int, str]:
     """(expected next seq, expected prev_hash) where the walk begins: after what retention
     archived, from the head it recorded (the archive itself is checked on its own)."""
-    archived, head = _archived(chain)
+    archived, head = chain_start(chain)
     if not since or since <= archived + 1:
         return archived + 1, head
     before = Seal.objects.filter(chain=chain, seq=since - 1).values_list("hash", flat=True).first()

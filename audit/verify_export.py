@@ -24,7 +24,7 @@ import gzip
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 GENESIS = "0" * 64
@@ -48,15 +48,30 @@ def check(
 ) -> tuple[list[str], dict[str, tuple[int, str]]]:
     """A list of problems (empty when the export holds) and {chain: (last seq, hash)}."""
     problems: list[str] = []
+
+    def parsed() -> Iterator[tuple[int, Any]]:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except ValueError:
+                problems.append(f"line {number}: not JSON")
+
+    found, last = check_rows(parsed(), heads, allow_gaps, anchors)
+    return problems + found, last
+
+
+def check_rows(
+    rows: Iterable[tuple[int, Any]],
+    heads: dict[str, str] | None = None,
+    allow_gaps: bool = False,
+    anchors: dict[str, str] | None = None,
+) -> tuple[list[str], dict[str, tuple[int, str]]]:
+    """check() of rows already parsed, each with its line number."""
+    problems: list[str] = []
     last: dict[str, tuple[int, str]] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            problems.append(f"line {number}: not JSON")
-            continue
+    for number, row in rows:
         chain, seq, event = row.get("chain"), row.get("seq"), row.get("id")
         where = f"line {number}: event {event} (chain {chain}, seq {seq})"
         if line_hash(row) != row.get("hash"):

@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts.api import views as accounts
 from audit import api as audit
+from audit import export_api as audit_exports
 from registry.policies import api as policies
 from registry.webhooks import api as webhooks
 from teams.api import config, organisations, repositories, teams
@@ -112,6 +113,17 @@ urlpatterns = [
     ),
     path("audit/events/", audit.EventList.as_view(), name="api-audit-events"),
     path("audit/export", audit.EventExport.as_view(), name="api-audit-export"),
+    path("audit/exports/", audit_exports.ExportJobList.as_view(), name="api-audit-export-jobs"),
+    path(
+        "audit/exports/<int:job_id>/",
+        audit_exports.ExportJobDetail.as_view(),
+        name="api-audit-export-job",
+    ),
+    path(
+        "audit/exports/<int:job_id>/download",
+        audit_exports.ExportJobDownload.as_view(),
+        name="api-audit-export-download",
+    ),
     path("user/tokens/", accounts.PersonalTokenList.as_view(), name="api-user-tokens"),
     path(
         "user/tokens/<int:token_id>/",

@@ -263,12 +263,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 # Periodic jobs: task name -> seconds between runs.
+# Removing the files of expired audit export jobs (audit.export_jobs).
+HUB_AUDIT_EXPORT_SWEEP_INTERVAL = env_int("HUB_AUDIT_EXPORT_SWEEP_INTERVAL", 900, minimum=0)
 HUB_PERIODIC_JOBS = {
     "registry.collect_garbage": HUB_GC_INTERVAL,
     "registry.expire_uploads": HUB_UPLOAD_CLEANUP_INTERVAL,
     "registry.apply_retention": HUB_RETENTION_INTERVAL,
     "registry.deliver_due_webhooks": HUB_WEBHOOK_SWEEP_INTERVAL,
     "audit.apply_retention": HUB_RETENTION_INTERVAL,
+    "audit.expire_exports": HUB_AUDIT_EXPORT_SWEEP_INTERVAL,
 }
 CELERY_BEAT_SCHEDULE = {
     name: {"task": name, "schedule": float(every)}
@@ -340,6 +343,12 @@ HUB_AUDIT_PULL_FLUSH_MS = env_int("HUB_AUDIT_PULL_FLUSH_MS", 500, minimum=0)
 # Days audit events are kept in the database before `hub audit retention` archives them
 # to the blob store and removes them (0: kept forever). An organisation may set its own.
 HUB_AUDIT_RETENTION_DAYS = env_int("HUB_AUDIT_RETENTION_DAYS", 0, minimum=0)
+# Exports matching more sealed events than this run as a background job (audit.export_jobs)
+# that writes the file to the blob store; smaller ones stream in the request (0: all do).
+HUB_AUDIT_EXPORT_SYNC_LIMIT = env_int("HUB_AUDIT_EXPORT_SYNC_LIMIT", 100_000, minimum=0)
+# Seconds an export job's file is kept, and a download link made for it stays valid.
+HUB_AUDIT_EXPORT_KEEP = env_int("HUB_AUDIT_EXPORT_KEEP", 24 * 3600, minimum=60)
+HUB_AUDIT_EXPORT_LINK_TTL = env_int("HUB_AUDIT_EXPORT_LINK_TTL", 3600, minimum=10)
 
 # --- Management API -------------------------------------------------------------------------
 

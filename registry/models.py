@@ -34,6 +34,10 @@ class Repository(models.Model):
     # (none that a tagged manifest still needs); None keeps them all.
     untagged_manifest_hours = models.PositiveIntegerField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Successful manifest GETs, counted whether or not pulls are audited, added in batches
+    # by audit.pulls (registry.services.repositories.pulls_counted).
+    pull_count = models.BigIntegerField(default=0)
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "repositories"

@@ -12,6 +12,7 @@ import pytest
 from audit import exporting, record
 from audit.canonical import content
 from audit.models import Event
+from audit.ocsf import ocsf
 from audit.sealing import seal_pending
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,7 @@ def _expected(fmt: str) -> str:
     if fmt == "jsonl":
         return "".join(_dumps(row, sort_keys=True) + "\n" for row in rows)
     if fmt == "ocsf":
-        return "".join(_dumps(exporting.ocsf(row)) + "\n" for row in rows)
+        return "".join(_dumps(ocsf(row)) + "\n" for row in rows)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(exporting.COLUMNS)

@@ -190,7 +190,7 @@ def test_it_verifies_an_archive_by_name_and_as_a_file(
     ("change", "expected"),
     [
         ("alter a line", "altered"),
-        ("drop a line", "expected seq"),
+        ("drop a line", "removed"),
         ("truncate", "gzip"),
     ],
 )

@@ -390,3 +390,46 @@ def test_it_keeps_named_objects_beside_the_blobs(store: Storage) -> None:
     for name in ("../escape", "/etc/passwd", "a/../b", "", "a//b", ".hidden"):
         with pytest.raises(StorageError):
             store.object_put(name, b"x")
+
+
+def test_it_writes_named_objects_from_a_stream_and_reads_them_back(store: Storage) -> None:
+    # More than one multipart part on S3 (PART is its part size), in odd-sized chunks.
+    data = os.urandom(PART + 12345)
+    chunks = (data[i : i + 777_777] for i in range(0, len(data), 777_777))
+    assert store.object_write("audit-export/1-a.jsonl", chunks) == len(data)
+    assert b"".join(store.object_read("audit-export/1-a.jsonl")) == data
+    assert store.object_get("audit-export/1-a.jsonl") == data
+    store.object_delete("audit-export/1-a.jsonl")
+    store.object_delete("audit-export/1-a.jsonl")  # gone already: no error
+    with pytest.raises(ObjectNotFound):
+        store.object_read("audit-export/1-a.jsonl")
+    assert store.object_list("audit-export") == []
+
+
+def test_it_keeps_no_part_of_an_object_whose_stream_failed(store: Storage) -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"x" * 1000
+        raise RuntimeError("the export failed")
+
+    with pytest.raises(RuntimeError):
+        store.object_write("audit-export/2-b.csv", failing())
+    assert store.object_list("audit-export") == []
+
+
+@pytest.mark.s3
+def test_it_presigns_named_objects_for_download(moto_s3, s3_bucket: str) -> None:
+    store = _s3(moto_s3, s3_bucket, redirect=True)
+    store.object_put("audit-export/3-c.csv", b"a,b\n")
+    url = store.object_redirect_url(
+        "audit-export/3-c.csv", ttl=30, filename="x.csv", content_type="text/csv"
+    )
+    assert url is not None and "X-Amz-Expires=30" in url
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        assert response.read() == b"a,b\n"
+        assert response.headers["Content-Disposition"] == 'attachment; filename="x.csv"'
+    assert (
+        _s3(moto_s3, s3_bucket).object_redirect_url(
+            "audit-export/3-c.csv", ttl=30, filename="x.csv", content_type="text/csv"
+        )
+        is None
+    )

@@ -17,7 +17,8 @@ TAG_ACTIONS = ("manifest.push", "tag.move", "tag.delete", "manifest.delete")
 
 
 def with_summary(repositories: QuerySet[Repository]) -> QuerySet[Any]:
-    """Each repository with its last push, stored size, tag count and successful pulls."""
+    """Each repository with its last push, stored size and tag count (its pull_count is a
+    column, counted by audit.pulls)."""
     last_push = (
         Tag.objects.filter(repository=OuterRef("pk")).order_by("-updated_at").values("updated_at")
     )
@@ -33,17 +34,10 @@ def with_summary(repositories: QuerySet[Repository]) -> QuerySet[Any]:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    pulls = (
-        Event.objects.filter(repository=OuterRef("name"), action="manifest.pull", outcome="success")
-        .values("repository")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     return repositories.annotate(
         last_push=Subquery(last_push[:1]),
         stored_size=Subquery(size),
         tag_count=Subquery(tags),
-        pull_count=Subquery(pulls),
     )
 
 

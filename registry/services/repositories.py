@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest
 
 import audit
 from accounts.request_auth import materialize
@@ -40,3 +45,14 @@ def repository_get_or_create(*, name: str, actor: Actor | None = None) -> Reposi
     except IntegrityError:
         # Another request created it between our read and our insert.
         return Repository.objects.get(name=name)
+
+
+def pulls_counted(*, counts: Mapping[str, tuple[int, datetime]]) -> None:
+    """Add pulls to repositories' counters: {name: (pulls, time of the last)}, one UPDATE
+    per repository, in name order (so two workers' batches never deadlock)."""
+    for name in sorted(counts):
+        n, last = counts[name]
+        Repository.objects.filter(name=name).update(
+            pull_count=F("pull_count") + n,
+            last_pulled_at=Greatest(Coalesce(F("last_pulled_at"), last), last),
+        )

@@ -94,6 +94,31 @@ class Storage(abc.ABC):
         """The names of the objects under `prefix` (a folder name such as "audit-archive"),
         sorted."""
 
+    def object_write(self, name: str, chunks: Iterable[bytes]) -> int:
+        """Like object_put, from a stream too big to hold in memory; returns its size."""
+        data = b"".join(chunks)
+        self.object_put(name, data)
+        return len(data)
+
+    def object_read(self, name: str) -> Iterator[bytes]:
+        """The object's bytes, streamed; ObjectNotFound (before the first chunk) if none."""
+        data = self.object_get(name)
+        return iter([data])
+
+    @abc.abstractmethod
+    def object_delete(self, name: str) -> None:
+        """Remove the object; no error if it is already gone."""
+
+    def object_path(self, name: str) -> Path | None:
+        """A local file holding the object, for sendfile; None when the store is remote."""
+        return None
+
+    def object_redirect_url(
+        self, name: str, *, ttl: int, filename: str, content_type: str
+    ) -> str | None:
+        """A URL valid for `ttl` seconds to fetch the object directly; None to stream it."""
+        return None
+
     def blobs_delete(self, digests: list[str]) -> None:
         """Delete many blobs (garbage collection); no error for those already gone."""
         for digest in digests:

@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from registry.storage.base import (
     ObjectNotFound,
@@ -78,6 +79,12 @@ def _write_pipelined(fd: int, chunks: Iterable[bytes]) -> int:
     if failure:
         raise failure[0]
     return written
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(READ_SIZE):
+            yield chunk
 
 
 class FilesystemStorage(Storage):
@@ -188,6 +195,38 @@ class FilesystemStorage(Storage):
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
+
+    def object_write(self, name: str, chunks: Iterable[bytes]) -> int:
+        path = self.root / object_key(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        size = 0
+        try:
+            with open(temporary, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    size += len(chunk)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return size
+
+    def object_read(self, name: str) -> Iterator[bytes]:
+        try:
+            f = open(self.root / object_key(name), "rb")  # noqa: SIM115 - closed by _chunks
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no object {name}") from None
+        return _chunks(f)
+
+    def object_delete(self, name: str) -> None:
+        (self.root / object_key(name)).unlink(missing_ok=True)
+
+    def object_path(self, name: str) -> Path | None:
+        path = self.root / object_key(name)
+        return path if path.is_file() else None
 
     def object_get(self, name: str) -> bytes:
         try:

@@ -22,7 +22,6 @@ server-side copies that to the blob key, so a reader sees no blob or all of it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import secrets
@@ -34,39 +33,18 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from registry.storage.base import (
-    ObjectNotFound,
-    Storage,
-    StorageError,
-    StorageState,
-    blob_key,
-    object_key,
+from registry.storage.base import Storage, StorageError, StorageState, blob_key
+from registry.storage.s3_objects import (
+    _BOTO_ERRORS,
+    READ_SIZE,
+    S3Objects,
+    _error_code,
+    _not_found,
+    _s3_errors,
 )
 
-READ_SIZE = 1024 * 1024
 MAX_PARTS = 10_000
 GiB = 1024**3
-
-_BOTO_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
-
-
-def _error_code(exc: BaseException) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def _not_found(exc: BaseException) -> bool:
-    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
-
-
-@contextlib.contextmanager
-def _s3_errors(what: str) -> Iterator[None]:
-    """Turn botocore errors into StorageError (only around S3 calls, never around the chunks)."""
-    try:
-        yield
-    except _BOTO_ERRORS as exc:
-        raise StorageError(f"S3: {what}: {exc}") from exc
 
 
 def _empty_state() -> StorageState:
@@ -79,7 +57,7 @@ def _multipart_etag(etags: list[str]) -> str:
     return f'"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(etags)}"'
 
 
-class S3Storage(Storage):
+class S3Storage(S3Objects, Storage):
     name = "s3"
 
     def __init__(
@@ -437,37 +415,6 @@ class S3Storage(Storage):
     def blob_delete(self, digest: str) -> None:
         with _s3_errors(f"delete blob {digest}"):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(blob_key(digest)))
-
-    # --- named objects ------------------------------------------------------------------------
-
-    def object_put(self, name: str, data: bytes) -> None:
-        # One PUT: S3 shows the old object or the new one, never part of one.
-        with _s3_errors(f"put {name}"):
-            self.client.put_object(Bucket=self.bucket, Key=self._key(object_key(name)), Body=data)
-
-    def object_get(self, name: str) -> bytes:
-        with _s3_errors(f"get {name}"):
-            try:
-                response = self.client.get_object(
-                    Bucket=self.bucket, Key=self._key(object_key(name))
-                )
-            except botocore.exceptions.ClientError as exc:
-                if _not_found(exc):
-                    raise ObjectNotFound(f"no object {name}") from None
-                raise
-            return bytes(response["Body"].read())
-
-    def object_list(self, prefix: str) -> list[str]:
-        folder = self._key(object_key(prefix.strip("/"))) + "/"
-        root = self._key("objects") + "/"
-        names: list[str] = []
-        with _s3_errors(f"list {prefix}"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=folder
-            )
-            for page in pages:
-                names += [item["Key"].removeprefix(root) for item in page.get("Contents", [])]
-        return sorted(names)
 
     def blobs_delete(self, digests: list[str]) -> None:
         for start in range(0, len(digests), 1000):  # DeleteObjects takes 1000 keys at most

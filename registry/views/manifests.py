@@ -46,9 +46,7 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
         raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference})
     if request.method == "GET":
-        record_pull(
-            request=request, action="manifest.pull", repository=name, tag=tag, digest=row.digest
-        )
+        record_pull(request=request, repository=name, tag=tag, digest=row.digest)
         webhooks.notify(
             event="pull", repository=name, tag=tag, digest=row.digest, media_type=row.media_type
         )

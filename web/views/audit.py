@@ -7,9 +7,11 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
-from audit import exporting
+from audit import export_jobs, exporting
+from audit.export_api import download_url
 from audit.queries import BadFilter, apply_filters, visible_events
 from web.access import actor_of
 
@@ -34,6 +36,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         events = events.none()
     page = Paginator(events.order_by("-id"), EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in given.items() if v})
+    job = export_jobs.visible_jobs(actor).filter(id=_int(request.GET.get("export"))).first()
     return render(
         request,
         "web/audit.html",
@@ -44,9 +47,15 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             "formats": exporting.FORMATS,
             "query": query,
             "outcomes": ["success", "failure", "denied"],
+            "job": job,
+            "job_link": download_url(job) if job and export_jobs.downloadable(job) else "",
         },
         status=400 if error else 200,
     )
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 18 else 0
 
 
 @login_required
@@ -59,4 +68,8 @@ def audit_export(request: HttpRequest) -> HttpResponseBase:
         events = apply_filters(visible_events(actor), _filters(request))
     except BadFilter as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain")
+    if export_jobs.over_limit(events):
+        # Too big for one request: written in the background; the log page shows the job.
+        job = export_jobs.export_job_start(actor=actor, fmt=fmt, filters=_filters(request))
+        return redirect(f"{reverse('web:audit')}?{urlencode({'export': job.id})}")
     return exporting.download(fmt, events)
