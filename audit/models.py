@@ -106,6 +106,8 @@ class Event(InsertOnly):
         USER = "user"
         ROBOT = "robot"
         ANONYMOUS = "anonymous"
+        # Someone at the server's command line (e.g. `hub config apply` without --as).
+        OPERATOR = "operator"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success"

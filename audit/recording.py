@@ -86,7 +86,7 @@ def actor_fields(actor: Actor | None, ctx: RequestContext | object | None) -> di
     else:
         kind, pk, name = "anonymous", "", "anonymous"
     return {
-        "actor_kind": kind if kind in ("user", "robot") else "anonymous",
+        "actor_kind": kind if kind in ("user", "robot", "operator") else "anonymous",
         "actor_id": pk[:64],
         "actor_name": name[:200],
         "auth_method": actor.method,

@@ -63,6 +63,7 @@ def test_it_records_the_operator_without_as(document: Path, people: Any) -> None
     document.write_text(yaml.safe_dump(data))
     assert _run("apply", "-f", str(document))[0] == 0
     event = Event.objects.get(action="org.update")
+    assert event.actor_kind == "operator"
     assert event.actor_name.startswith("operator:")
     assert event.auth_method == "cli"
     assert ConfigRevision.objects.get().applied_by_kind == "operator"
