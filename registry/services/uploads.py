@@ -110,7 +110,7 @@ def upload_get(*, repository: Repository, upload_id: str, owner: str | None = No
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:100]}) from None
     now = timezone.now()
     if upload.updated_at < now - timedelta(seconds=settings.HUB_UPLOAD_IDLE_TIMEOUT):
-        if _expire(upload.pk, now=now):
+        if _expire(upload.pk, now=now) is not None:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", "upload expired", detail={"uuid": upload_id})
     return upload
 
@@ -125,8 +125,9 @@ def _idle(now: datetime) -> Q:
     return Q(updated_at__lt=cutoff) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
 
 
-def _expire(pk: uuid.UUID, *, now: datetime) -> bool:
-    """Remove one idle session; False if a request holds it (it is not idle then).
+def _expire(pk: uuid.UUID, *, now: datetime) -> bool | None:
+    """Remove one idle session: True when it is gone, False when it is claimed but its data
+    could not be removed yet, None when a request holds it (it is not idle then).
 
     The session is first claimed with a lease, as a request would, so a writer arriving
     meanwhile finds it taken; its data goes next, and only then its row: a store failure
@@ -136,15 +137,14 @@ def _expire(pk: uuid.UUID, *, now: datetime) -> bool:
     token = secrets.token_hex(8)
     until = now + timedelta(seconds=LEASE_SECONDS)
     if not Upload.objects.filter(_idle(now), pk=pk).update(lease_token=token, lease_until=until):
-        return False
+        return None
     state = Upload.objects.filter(pk=pk).values_list("storage_state", flat=True).first()
     try:
         get_storage().upload_abort(str(pk), state or {})
     except StorageError:
         log.warning("could not remove the data of upload %s; will retry", pk, exc_info=True)
-        return True
-    Upload.objects.filter(pk=pk, lease_token=token).delete()
-    return True
+        return False
+    return bool(Upload.objects.filter(pk=pk, lease_token=token).delete()[0])
 
 
 def uploads_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
@@ -160,8 +160,7 @@ def uploads_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
         .order_by("updated_at")
         .values_list("pk", flat=True)[:limit]
     ):
-        if _expire(pk, now=now) and not Upload.objects.filter(pk=pk).exists():
-            removed += 1
+        removed += bool(_expire(pk, now=now))
     return removed
 
 
