@@ -42,10 +42,10 @@ def apply(
     """Plan the document, then make exactly its changes, all or none (ConfigError)."""
     with transaction.atomic():
         # One apply at a time per organisation: the plan must still hold when it is made.
-        name = parse(text).organisation
-        Organisation.objects.select_for_update().filter(name=name).first()
+        document = parse(text)
+        Organisation.objects.select_for_update().filter(name=document.organisation).first()
         plan = make_plan(
-            text,
+            document,
             applier=applier,
             prune=prune,
             server_secrets=server_secrets,

@@ -63,7 +63,7 @@ def organisation_for(
 
 
 def make_plan(
-    text: str,
+    text: str | Document,
     *,
     applier: Applier,
     prune: bool = False,
@@ -71,8 +71,8 @@ def make_plan(
     organisation: str | None = None,
 ) -> Plan:
     """Everything the document would change; ConfigError (nothing changed) when it cannot.
-    With `organisation`, a document for another one is refused."""
-    document = parse(text)
+    With `organisation`, a document for another one is refused. `text` may be parsed already."""
+    document = text if isinstance(text, Document) else parse(text)
     org = organisation_for(document, applier, organisation)
     refs = References(document, server_secrets=server_secrets)
     hooks = Webhook.objects.filter(organisation=org) | Webhook.objects.filter(
