@@ -52,7 +52,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def upload_commit(self, upload_id: str, state: StorageState, digest: str) -> None:
-        """Make the verified upload the blob `digest` (idempotent if the blob exists)."""
+        """Make the verified upload the blob `digest` (idempotent if the blob exists); its
+        bytes were made durable by upload_sync before."""
 
     @abc.abstractmethod
     def upload_abort(self, upload_id: str, state: StorageState) -> None:

@@ -146,8 +146,6 @@ class FilesystemStorage(Storage):
             src.unlink(missing_ok=True)
             return
         dst.parent.mkdir(parents=True, exist_ok=True)
-        # Cheap when upload_sync ran first (no dirty pages left), a safeguard when it did not.
-        self.upload_sync(upload_id, state)
         # rename is atomic: a reader sees no file or the whole verified blob.
         os.replace(src, dst)
         if self.fsync:
