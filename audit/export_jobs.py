@@ -133,10 +133,11 @@ def run_job(job_id: int, storage: Storage | None = None) -> ExportJob | None:
         # What the requester may read now: they may have lost an organisation since.
         actor = Actor(user=job.requester, method="session")
         events = matching(actor, job.filters) if job.requester.is_active else Event.objects.none()
-        rows = exporting.counted(exporting.sealed_tuples(events, whole_chains(job.filters)))
+        export = exporting.stream(job.format, events, whole_chains(job.filters))
         digest = _Digest()
-        lines = exporting.lines(job.format, rows)
-        size = storage.object_write(name, digest.bytes(exporting.one_snapshot(lines, events.db)))
+        size = storage.object_write(
+            name, digest.bytes(exporting.one_snapshot(iter(export), events.db))
+        )
     except Exception as exc:
         log.exception("audit export %s failed", job.id)
         with contextlib.suppress(StorageError):
@@ -147,7 +148,7 @@ def run_job(job_id: int, storage: Storage | None = None) -> ExportJob | None:
         return job
     now = timezone.now()
     job.status, job.storage_key, job.size = ExportJob.Status.DONE, name, size
-    job.row_count, job.sha256 = rows.count, digest.sha256.hexdigest()
+    job.row_count, job.sha256 = export.count, digest.sha256.hexdigest()
     job.finished_at = now
     job.expires_at = now + timedelta(seconds=settings.HUB_AUDIT_EXPORT_KEEP)
     job.save()
