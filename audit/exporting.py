@@ -97,8 +97,14 @@ def sealed_rows(
 
 
 def one_snapshot(lines: Iterator[str], using: str) -> Iterator[str]:
-    """In a transaction: outside one Django declares the cursor WITH HOLD, and PostgreSQL
-    then computes and stores the whole result before the first row comes out."""
+    """On PostgreSQL in a transaction: outside one Django declares the cursor WITH HOLD,
+    and PostgreSQL then computes and stores the whole result before the first row comes
+    out. Not on SQLite, where Hub's transactions begin IMMEDIATE: one would hold the
+    database's only write lock for the whole export (every push, and an export job's
+    lease, waiting on it), while the one SELECT reads one snapshot anyway (WAL)."""
+    if connections[using].vendor != "postgresql":
+        yield from lines
+        return
     with transaction.atomic(using=using):
         yield from lines
 

@@ -235,9 +235,9 @@ class ImportedEvent(models.Model):
 
 
 class ExportJob(models.Model):
-    """An export too big to stream in a request, written to the blob store by a background
-    task (audit.export_jobs) and offered for download, to its requester only, until
-    expires_at (then the periodic job removes the file)."""
+    """An export too big to stream in a request, written to the blob store by whichever
+    runner claims it (audit.export_runner) and offered for download, to its requester
+    only, until expires_at (then the periodic job removes the file)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -258,8 +258,14 @@ class ExportJob(models.Model):
     row_count = models.BigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
-    storage_key = models.CharField(max_length=512, blank=True)  # the object's name
+    # The object's name: where the current attempt writes while running, the file once done.
+    storage_key = models.CharField(max_length=512, blank=True)
     error = models.TextField(blank=True)
+    # The runner that holds the job (a random token per claim), until when unless it renews
+    # its lease, and how many times it was claimed (a runner that died counts one).
+    claim = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -265,6 +265,9 @@ CELERY_TIMEZONE = "UTC"
 # Periodic jobs: task name -> seconds between runs.
 # Removing the files of expired audit export jobs (audit.export_jobs).
 HUB_AUDIT_EXPORT_SWEEP_INTERVAL = env_int("HUB_AUDIT_EXPORT_SWEEP_INTERVAL", 900, minimum=0)
+# Claiming queued (or abandoned) audit export jobs from the database and running them
+# (audit.export_runner): how long a requester waits for a job to start without Redis.
+HUB_AUDIT_EXPORT_POLL_INTERVAL = env_int("HUB_AUDIT_EXPORT_POLL_INTERVAL", 5, minimum=0)
 HUB_PERIODIC_JOBS = {
     "registry.collect_garbage": HUB_GC_INTERVAL,
     "registry.expire_uploads": HUB_UPLOAD_CLEANUP_INTERVAL,
@@ -272,6 +275,7 @@ HUB_PERIODIC_JOBS = {
     "registry.deliver_due_webhooks": HUB_WEBHOOK_SWEEP_INTERVAL,
     "audit.apply_retention": HUB_RETENTION_INTERVAL,
     "audit.expire_exports": HUB_AUDIT_EXPORT_SWEEP_INTERVAL,
+    "audit.run_exports": HUB_AUDIT_EXPORT_POLL_INTERVAL,
 }
 CELERY_BEAT_SCHEDULE = {
     name: {"task": name, "schedule": float(every)}
@@ -349,6 +353,9 @@ HUB_AUDIT_EXPORT_SYNC_LIMIT = env_int("HUB_AUDIT_EXPORT_SYNC_LIMIT", 100_000, mi
 # Seconds an export job's file is kept, and a download link made for it stays valid.
 HUB_AUDIT_EXPORT_KEEP = env_int("HUB_AUDIT_EXPORT_KEEP", 24 * 3600, minimum=60)
 HUB_AUDIT_EXPORT_LINK_TTL = env_int("HUB_AUDIT_EXPORT_LINK_TTL", 3600, minimum=10)
+# Seconds a runner's claim on an export job lasts; it renews it every third of that while
+# it writes. A job whose claim lapsed (its runner died) is claimed again and rewritten.
+HUB_AUDIT_EXPORT_LEASE = env_int("HUB_AUDIT_EXPORT_LEASE", 60, minimum=3)
 
 # --- Management API -------------------------------------------------------------------------
 
