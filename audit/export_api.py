@@ -85,7 +85,6 @@ def start(request: Request, fmt: str, params: Any) -> Response:
         job = export_jobs.export_job_start(actor=person(request), fmt=fmt, filters=params)
     except BadFilter as exc:
         raise ValidationError({"detail": str(exc)}) from None
-    job.refresh_from_db()  # an eager task has run already
     data = ExportJobSerializer(job).data
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 

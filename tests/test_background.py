@@ -162,6 +162,7 @@ def test_the_beat_schedule_sends_registered_tasks(settings: Any) -> None:
         "registry.deliver_due_webhooks",
         "audit.apply_retention",
         "audit.expire_exports",
+        "audit.run_exports",
     }
     assert set(settings.CELERY_BEAT_SCHEDULE) <= set(app.tasks)
 
