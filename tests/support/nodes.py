@@ -37,6 +37,23 @@ def query(env: dict[str, str], data_dir: Path, sql: str, *params: object) -> lis
         conn.close()
 
 
+def execute(env: dict[str, str], data_dir: Path, sql: str, *params: object) -> int:
+    """Run a change (%s placeholders) against the node's database and commit it, as
+    `query` reads; returns how many rows it changed."""
+    url = env.get("DATABASE_URL")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return conn.execute(sql, params).rowcount
+    conn = sqlite3.connect(data_dir / "hub.sqlite3", timeout=30)
+    try:
+        with conn:
+            return conn.execute(sql.replace("%s", "?"), params).rowcount
+    finally:
+        conn.close()
+
+
 def store_files(data_dir: Path, folder: str = "blobs") -> list[Path]:
     """Files under <data_dir>/storage/<folder> (the filesystem store)."""
     root = data_dir / "storage" / folder
