@@ -117,6 +117,64 @@ def test_a_worker_runs_a_garbage_collection_sent_through_redis(
     assert counts["hub_gc_deleted_blobs_total"] == 1
 
 
+def test_a_worker_claims_and_runs_an_export_job_sent_through_redis(
+    worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The job is queued in the database and its id sent on commit; the worker's task
+    claims it through the same function as the embedded scheduler."""
+    queue = f"hub-test-{uuid.uuid4().hex[:8]}"
+    started = _hub(
+        worker_env,
+        "shell",
+        "-c",
+        "import audit\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from django.db import transaction\n"
+        "from audit.export_jobs import export_job_start\n"
+        "from audit.sealing import seal_pending\n"
+        "from hub.celery import app\n"
+        "from teams.permissions import Actor\n"
+        f"app.conf.task_default_queue = {queue!r}\n"
+        "actor = Actor(user=get_user_model().objects.get(username='root'), method='session')\n"
+        "for i in range(5):\n"
+        "    audit.record(action='manifest.push', repository='worker/app', tag=f'v{i}',"
+        " actor=actor)\n"
+        "seal_pending()\n"
+        "with transaction.atomic():\n"
+        "    job = export_job_start(actor=actor, fmt='csv', filters={})\n"
+        "print(job.id)\n",
+    )
+    job_id = int(started.stdout.split()[-1])
+    sql = "SELECT status, attempts, row_count, storage_key FROM audit_exportjob WHERE id = %s"
+    assert query(worker_env, tmp_path, sql, job_id)[0][:2] == ("queued", 0)
+    log = tmp_path / "worker-export.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [str(VENV_BIN / "hub"), "worker", "--pool", "prefork", "-c", "1", "-Q", queue],
+            env=worker_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while (row := query(worker_env, tmp_path, sql, job_id)[0])[0] != "done":
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+        redis.Redis.from_url(REDIS_URL).delete(*keys)
+    _, attempts, row_count, key = row
+    assert attempts == 1 and row_count >= 5
+    assert "audit.run_export" in log.read_text()
+    files = store_files(tmp_path, "objects/audit-export")
+    assert [f"audit-export/{f.name}" for f in files] == [key]
+    assert files[0].read_bytes().count(b"\n") == row_count + 1  # and the header
+
+
 def _scrape(port: int, prefix: str = "") -> dict[str, float]:
     """Samples from a Prometheus text page, by name and labels (sorted, as the client prints)."""
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
