@@ -186,7 +186,9 @@ def run_claimed(held: Claim, storage: Storage | None = None) -> ExportJob | None
     """Write the claimed job's export to the store and record it; None if the claim was
     lost on the way (the runner that took it over writes the file)."""
     storage = storage or get_storage()
-    job = ExportJob.objects.select_related("requester").get(id=held.job_id)
+    job = ExportJob.objects.select_related("requester").filter(id=held.job_id).first()
+    if job is None:  # its requester's account was removed since
+        return None
     try:
         with Heartbeat(held) as heartbeat:
             # What the requester may read now: they may have lost an organisation since.
@@ -266,7 +268,7 @@ def expire_jobs(storage: Storage | None = None) -> int:
     # Listed before the jobs are read: a file listed exists, so its claim was committed.
     names = storage.object_list(PREFIX)
     held = ExportJob.objects.filter(
-        status__in=(ExportJob.Status.RUNNING, ExportJob.Status.DONE), storage_key__in=names
+        status__in=(ExportJob.Status.RUNNING, ExportJob.Status.DONE)
     ).values_list("storage_key", flat=True)
     for name in set(names) - set(held):
         storage.object_delete(name)
