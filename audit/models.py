@@ -9,10 +9,8 @@ and DELETE on both tables (migration 0002) unless retention says otherwise.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -47,31 +45,6 @@ class InsertOnly(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
         raise AppendOnly("audit rows are never deleted")
-
-
-def insert_all(model: type[InsertOnly], rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT new rows, each a mapping of field attnames (an instance's vars() will do),
-    through insert_rows. Primary keys are not read back."""
-    if not rows:
-        return
-    connection = connections[router.db_for_write(model)]
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    names = [f.attname for f in fields]
-    # Only dates and JSON need adapting; strings and numbers go as they are.
-    when = datetime_adapter(connection)
-    adapt: list[Callable[[Any], Any] | None] = [
-        when
-        if isinstance(f, models.DateTimeField)
-        else _json_adapter(connection, f)
-        if isinstance(f, models.JSONField)
-        else None
-        for f in fields
-    ]
-    values = [
-        [row[name] if fn is None else fn(row[name]) for name, fn in zip(names, adapt, strict=True)]
-        for row in rows
-    ]
-    insert_rows(model, names, values)
 
 
 def insert_rows(
@@ -118,18 +91,6 @@ def datetime_adapter(connection: Any) -> Callable[[datetime], Any]:
         tz = connection.timezone
         return lambda value: str(value.astimezone(tz).replace(tzinfo=None))
     return connection.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
-
-
-def _json_adapter(connection: Any, field: models.JSONField) -> Callable[[Any], Any]:
-    """JSON as its text: compact for COPY (psycopg's text dumper for a str), what Django
-    stores elsewhere; "{}" for most events."""
-    if connection.vendor == "postgresql":
-        dumps: Callable[[Any], Any] = json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False
-        ).encode
-    else:
-        dumps = partial(field.get_db_prep_save, connection=connection)
-    return lambda value: "{}" if value == {} else dumps(value)
 
 
 def new_ids(model: type[models.Model], count: int) -> list[int]:

@@ -123,8 +123,9 @@ def _write(batch: Sequence[Pull], *, seal: bool = False) -> None:
 
 
 def _insert_events(pulls: Sequence[Pull]) -> list[list[Any]]:
-    """Insert the pulls' events (event_fields, as plain rows) under ids taken first;
-    returns their content as the sealer hashes it (CONTENT_FIELDS order)."""
+    """Insert the pulls' events under ids taken first, as plain rows (the fields
+    audit.recording.values would make from each request); returns their content as the
+    sealer hashes it (CONTENT_FIELDS order, occurred_at in canonical form)."""
     connection = connections[router.db_for_write(Event)]
     when = datetime_adapter(connection)
     chains: dict[str, tuple[str, str]] = {}
