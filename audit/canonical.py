@@ -38,7 +38,12 @@ CONTENT_FIELDS = (
 
 def iso(value: datetime) -> str:
     """UTC, microseconds always: 2026-01-02T03:04:05.000006Z."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = value.astimezone(UTC)
+    if value.year < 1000:  # strftime's %Y: no leading zeros
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as that strftime, at half its cost (one per pull, and per exported row).
+    text = value.replace(tzinfo=None).isoformat()
+    return text + "Z" if value.microsecond else text + ".000000Z"
 
 
 def content(event: Any) -> dict[str, Any]:

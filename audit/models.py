@@ -9,14 +9,14 @@ and DELETE on both tables (migration 0002) unless retention says otherwise.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import connections, models, router
 
-from audit.canonical import GENESIS
+from audit.canonical import GENESIS, iso
 
 
 class AppendOnly(Exception):
@@ -47,58 +47,83 @@ class InsertOnly(models.Model):
         raise AppendOnly("audit rows are never deleted")
 
 
-def insert_all(model: type[InsertOnly], rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT new rows, each a mapping of field attnames (an instance's vars() will do):
-    one statement, run for each row (executemany). Primary keys are not read back.
+def insert_rows(
+    model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT rows given as sequences of values in `names` (attnames) order, each already
+    as the database takes it: str, int or None; a datetime as datetime_adapter() gives
+    it, JSON as its text.
 
     For the pull events and the seals written in batches: bulk_create spent more time
     building its multi-row statement, and making the model instances, than the database
-    spent writing the rows.
+    spent writing the rows. On PostgreSQL COPY ... FROM STDIN, a fraction of the server's
+    work of one INSERT per row; elsewhere one statement run for each row (executemany).
     """
     if not rows:
         return
     connection = connections[router.db_for_write(model)]
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    if connection.vendor == "postgresql":
-        _copy_all(connection, table, columns, fields, rows)
-        return
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 - names from the model
-        table, columns, ", ".join(["%s"] * len(fields))
+    columns = ", ".join(
+        quote(str(model._meta.get_field(name).column))  # type: ignore[union-attr]
+        for name in names
     )
-    # Only dates and JSON need the backend's adaptation; strings and numbers go as they are.
-    adapt = [
-        (f.attname, f if isinstance(f, models.DateTimeField | models.JSONField) else None)
-        for f in fields
-    ]
-    values = [
-        [
-            field.get_db_prep_save(row[name], connection) if field else row[name]
-            for name, field in adapt
-        ]
-        for row in rows
-    ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, values)
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 - names from the model
+            table, columns, ", ".join(["%s"] * len(names))
+        )
+        cursor.executemany(sql, rows)
 
 
-def _copy_all(
-    connection: Any, table: str, columns: str, fields: list[Any], rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """PostgreSQL: COPY ... FROM STDIN, a fraction of the server's work of one INSERT per
-    row. JSON goes as its text (psycopg's text dumper for a str), "{}" for most events."""
-    names = [f.attname for f in fields]
-    json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    sql = f"COPY {table} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            values = [row[name] for name in names]
-            for i in json_at:
-                values[i] = "{}" if values[i] == {} else dumps(values[i])
-            copy.write_row(values)
+def datetime_adapter(connection: Any) -> Callable[[datetime], Any]:
+    """An aware datetime as insert_rows takes it: on SQLite exactly the text Django's
+    adapt_datetimefield_value stores (naive UTC, str()), which compares as text with
+    what queries pass; on PostgreSQL the canonical form (audit.canonical.iso), which
+    timestamptz reads back to the same microsecond."""
+    if connection.vendor == "postgresql":
+        return iso
+    if connection.vendor == "sqlite" and settings.USE_TZ:
+        tz = connection.timezone
+        return lambda value: str(value.astimezone(tz).replace(tzinfo=None))
+    return connection.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
+
+
+def new_ids(model: type[models.Model], count: int) -> list[int]:
+    """Primary keys for `count` rows about to be inserted in this transaction, ascending.
+
+    PostgreSQL: taken from the column's sequence, as an INSERT would take them. SQLite:
+    the next ones after the largest ever used (AUTOINCREMENT); only one transaction
+    writes at a time (Hub begins them IMMEDIATE), and one that began without the write
+    lock fails to take it after another wrote, so no other row can get these ids.
+    """
+    if count <= 0:
+        return []
+    connection = connections[router.db_for_write(model)]
+    table = model._meta.db_table
+    quoted = connection.ops.quote_name(table)
+    pk = connection.ops.quote_name(str(model._meta.pk.column))  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [quoted, str(model._meta.pk.column), count],  # type: ignore[union-attr]
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+        if connection.vendor != "sqlite":
+            raise NotImplementedError(f"new_ids on {connection.vendor}")
+        cursor.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0),"  # noqa: S608
+            f" coalesce((SELECT max({pk})"
+            f" FROM {quoted}), 0))",
+            [table],
+        )
+        last = int(cursor.fetchone()[0])
+    return list(range(last + 1, last + count + 1))
 
 
 class Event(InsertOnly):

@@ -6,6 +6,10 @@ transaction already serialises writers), continues from the chain's last seal an
 seals the unsealed events in id order. It runs from `hub audit seal`, from a daemon
 thread in each gunicorn worker (every HUB_AUDIT_SEAL_INTERVAL seconds, 2 by default),
 and directly in tests.
+
+The one exception is the batch of pull events (audit.pulls), a writer of its own in a
+background thread: seal_new() seals it in the transaction that inserts it, from the rows
+in hand, so the sealer does not read a pull per request back.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -24,7 +30,7 @@ from django.utils import timezone
 
 from audit.canonical import CONTENT_FIELDS, Template, iso
 from audit.exporting import content_columns
-from audit.models import Event, Seal, chain_start, insert_all
+from audit.models import Event, Seal, chain_start, datetime_adapter, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -56,42 +62,77 @@ def _pending(window: timedelta | None, since_id: int = 0):  # type: ignore[no-un
     return qs
 
 
+SEAL_COLUMNS = ("event_id", "chain", "seq", "prev_hash", "hash", "sealed_at")
+_CHAIN = CONTENT_FIELDS.index("chain")
+
+
+def _head(chain: str) -> tuple[int, str]:
+    """(seq, hash) of the chain's last seal; call with the chain's lock held."""
+    last = Seal.objects.filter(chain=chain).order_by("-seq").values_list("seq", "hash").first()
+    # Every seal may have been archived and removed: go on from the last archive.
+    return last if last else chain_start(chain)
+
+
+def _seals(
+    chain: str, head: tuple[int, str], rows: Iterable[Sequence[Any]], sealed_at: Any
+) -> list[tuple[Any, ...]]:
+    """The seals (SEAL_COLUMNS) of events of one chain, given in sealing order as their
+    content (CONTENT_FIELDS order, occurred_at in canonical form, details as JSON text),
+    continuing from `head`. Plain tuples, hashed through the export's template: sealing
+    keeps up with a pull per request."""
+    seq, prev = head
+    seals = []
+    sha256 = hashlib.sha256
+    for row in rows:
+        seq += 1
+        digest = sha256((prev + _canonical(row)).encode()).hexdigest()
+        seals.append((row[0], chain, seq, prev, digest, sealed_at))
+        prev = digest
+    return seals
+
+
 def seal_chain(
     chain: str, *, window: timedelta | None = None, since_id: int = 0, limit: int = BATCH
 ) -> int:
     """Seal up to `limit` unsealed events of one chain; returns how many."""
     with transaction.atomic():
         lock_chain(chain)
-        last = Seal.objects.filter(chain=chain).order_by("-seq").values("seq", "hash").first()
-        # Every seal may have been archived and removed: go on from the last archive.
-        seq, prev = (last["seq"], last["hash"]) if last else chain_start(chain)
-        # Plain tuples, hashed through the export's template: sealing keeps up with a pull
-        # per request.
+        head = _head(chain)
         pending, fields, in_sql = content_columns(_pending(window, since_id).filter(chain=chain))
         events = pending.order_by("id").values_list(*fields)[:limit]
-        now = timezone.now()
-        seals = []
-        sha256 = hashlib.sha256
+        rows = []
         for values in events:
             row = list(values)
             if not in_sql:
                 row[_WHEN] = iso(row[_WHEN])
             if row[_DETAILS] is None:
                 row[_DETAILS] = "{}"
-            seq += 1
-            digest = sha256((prev + _canonical(row)).encode()).hexdigest()
-            seals.append(
-                {
-                    "event_id": row[0],
-                    "chain": chain,
-                    "seq": seq,
-                    "prev_hash": prev,
-                    "hash": digest,
-                    "sealed_at": now,
-                }
-            )
-            prev = digest
-        insert_all(Seal, seals)
+            rows.append(row)
+        sealed_at = datetime_adapter(connection)(timezone.now())
+        seals = _seals(chain, head, rows, sealed_at)
+        insert_rows(Seal, SEAL_COLUMNS, seals)
+    return len(seals)
+
+
+def seal_new(rows: Sequence[Sequence[Any]]) -> int:
+    """Seal events inserted in the current transaction, given as their content (as
+    _seals takes it) in id order: what the writer has in hand, so nothing is read back.
+
+    Each chain's lock is taken (in name order, as retention and the sealer take one at a
+    time) and held to the end of the transaction: the seals commit, or roll back,
+    together with their events. The sealer thread later finds nothing left of these.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("seal_new() seals inside the transaction that inserted the events")
+    by_chain: dict[str, list[Sequence[Any]]] = {}
+    for row in rows:
+        by_chain.setdefault(row[_CHAIN], []).append(row)
+    sealed_at = datetime_adapter(connection)(timezone.now())
+    seals: list[tuple[Any, ...]] = []
+    for chain in sorted(by_chain):
+        lock_chain(chain)
+        seals += _seals(chain, _head(chain), by_chain[chain], sealed_at)
+    insert_rows(Seal, SEAL_COLUMNS, seals)
     return len(seals)
 
 

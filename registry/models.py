@@ -35,7 +35,7 @@ class Repository(models.Model):
     untagged_manifest_hours = models.PositiveIntegerField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     # Successful manifest GETs, counted whether or not pulls are audited, added in batches
-    # by audit.pulls (registry.services.repositories.pulls_counted).
+    # (registry.services.repositories.pulls_counted, fed by audit.pulls' flush).
     pull_count = models.BigIntegerField(default=0)
     last_pulled_at = models.DateTimeField(null=True, blank=True)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import DatabaseError, transaction
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from audit import pulls
 from audit.models import Event
@@ -77,9 +80,11 @@ def test_it_counts_pulls_per_repository_in_one_update_each_per_flush(
     for name in ["acme/app"] * 5 + ["acme/other"] * 2:
         pulls.record_pull(request=_served_request(), repository=name, tag="v1", digest="d")
     assert Repository.objects.get(name="acme/app").pull_count == 0  # queued, not written
-    # Savepoint and its release, one UPDATE per repository; when recorded, the events (one
-    # statement) and the namespace's owner (looked up once, then remembered).
-    with django_assert_max_num_queries(6 if recorded else 4) as queries:
+    # Savepoint and its release, one UPDATE per repository; when recorded, the events' ids
+    # and the events (one statement each), the namespace's owner (looked up once, then
+    # remembered), and their seals: the chain's lock (PostgreSQL), its head (and, with no
+    # seal yet, its last archive) and the seals (one statement). None of it per pull.
+    with django_assert_max_num_queries(11 if recorded else 4) as queries:
         assert pulls.flush() == 7
     assert sum("UPDATE" in q["sql"] for q in queries.captured_queries) == 2
     app = Repository.objects.get(name="acme/app")
@@ -106,3 +111,178 @@ def test_it_counts_a_pull_at_once_outside_a_server_and_shows_it(people: Any, set
     browser.force_login(people.alice)
     page = browser.get("/n/acme/").content.decode()
     assert '<td class="num">3</td>' in page
+
+
+def _queue_pulls(people: Any, names: list[str]) -> None:
+    for i, name in enumerate(names):
+        request = _served_request()
+        request.actor = people.actor("alice")
+        pulls.record_pull(request=request, repository=name, tag="v1", digest=f"sha256:{i:064x}")
+
+
+def test_it_seals_a_flushed_batch_in_the_flush_and_the_chains_verify(
+    people: Any, settings: Any
+) -> None:
+    import audit
+    from audit.models import Seal
+    from audit.sealing import seal_pending
+    from audit.verify import verify
+
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 3_600_000
+    seal_pending()
+    # An event of the same chain written before, not sealed yet: the sealer seals it
+    # after the batch, and the chain still holds.
+    earlier = audit.record(action="org.update", organisation="acme")
+    _queue_pulls(people, ["acme/app", "alice/own", "acme/app", "nobody/x", "acme/app"])
+    assert pulls.flush() == 5
+    batch = Event.objects.filter(action="manifest.pull").order_by("id")
+    assert [e.chain for e in batch] == ["org:acme", "user:alice", "org:acme", "site", "org:acme"]
+    seals = {s.event_id: s for s in Seal.objects.filter(event__in=batch)}
+    assert len(seals) == 5  # every pull sealed in the flush, nothing read back
+    acme = [seals[e.id].seq for e in batch if e.chain == "org:acme"]
+    assert acme == sorted(acme) and acme[-1] - acme[0] == 2  # in id order, contiguous
+    assert not Seal.objects.filter(event_id=earlier.id).exists()
+    assert seal_pending() == 1  # only the earlier event was left to the sealer
+    report = verify(grace=timedelta(0))
+    assert report.ok, report.problems
+    assert {"org:acme", "user:alice", "site"} <= set(report.chains)
+
+
+def test_it_leaves_nothing_half_written_when_the_flush_fails(
+    people: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.models import Seal
+    from audit.sealing import seal_pending
+    from audit.verify import verify
+    from registry.models import Repository
+
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 3_600_000
+    sealed = seal_pending()  # the fixtures' events
+    _queue_pulls(people, ["acme/private"] * 3)
+
+    def broken(**kwargs: Any) -> None:
+        raise DatabaseError("the database went away mid-flush")
+
+    # The events and their seals are written by then: they must go with the counts.
+    monkeypatch.setattr(pulls, "pulls_counted", broken)
+    assert pulls.flush() == 0
+    assert not Event.objects.filter(action="manifest.pull").exists()
+    assert Seal.objects.count() == sealed
+    assert Repository.objects.get(name="acme/private").pull_count == 0
+    monkeypatch.undo()
+    assert pulls.flush() == 3  # put back and written on the next round, once
+    assert Event.objects.filter(action="manifest.pull").count() == 3
+    assert Seal.objects.filter(event__action="manifest.pull").count() == 3
+    assert Repository.objects.get(name="acme/private").pull_count == 3
+    assert verify(grace=timedelta(0)).ok
+
+
+def test_it_leaves_the_batch_to_hub_audit_seal_when_sealing_is_switched_off(
+    people: Any, settings: Any
+) -> None:
+    from audit.models import Seal
+    from audit.sealing import seal_pending
+
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 3_600_000
+    settings.HUB_AUDIT_SEAL_INTERVAL = -1  # sealed from cron, every event in id order
+    _queue_pulls(people, ["acme/app"] * 2)
+    assert pulls.flush() == 2
+    assert not Seal.objects.exists()
+    assert seal_pending() == Event.objects.count()
+
+
+def test_it_gives_the_batch_ids_no_other_insert_takes(people: Any, settings: Any) -> None:
+    import audit
+    from audit.models import new_ids
+
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 3_600_000
+    before = audit.record(action="org.update", organisation="acme").id
+    _queue_pulls(people, ["acme/app"] * 4)
+    assert pulls.flush() == 4
+    ids = list(Event.objects.filter(action="manifest.pull").values_list("id", flat=True))
+    assert len(set(ids)) == 4 and min(ids) > before
+    after = audit.record(action="org.update", organisation="acme").id
+    assert after > max(ids)  # the table's own numbering went on past the batch
+    with transaction.atomic():
+        taken = new_ids(Event, 3)
+    assert taken == sorted(taken) and len(set(taken)) == 3 and min(taken) > after
+
+
+def test_it_stores_each_pull_time_as_the_orm_does(people: Any, settings: Any) -> None:
+    from datetime import UTC, datetime
+
+    from django.db import connection
+
+    from audit.models import datetime_adapter
+
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 3_600_000
+    whole = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # no microseconds: str() drops them
+    times = [whole, whole.replace(microsecond=6)]
+    for when in times:
+        pulls._queue.append(
+            pulls.Pull(when, "acme/app", "v1", "d", True, people.actor("alice"), "192.0.2.7")
+        )
+    assert pulls.flush() == 2
+    for when in times:
+        # Found by an exact lookup: on SQLite the stored text is the text a query passes.
+        assert Event.objects.get(action="manifest.pull", occurred_at=when).occurred_at == when
+        if connection.vendor == "sqlite":
+            adapted = connection.ops.adapt_datetimefield_value(when)
+            assert datetime_adapter(connection)(when) == adapted
+    assert Event.objects.filter(occurred_at__gt=whole).count() >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_the_chains_valid_when_workers_flush_and_seal_at_once(people: Any) -> None:
+    import threading
+
+    from django.db import connection
+
+    import audit
+    from audit.sealing import seal_pending
+    from audit.verify import verify
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("needs a database that queues concurrent writers")
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    alice = people.actor("alice")
+
+    def worker(n: int) -> None:  # a gunicorn worker's flush thread, and its other events
+        try:
+            for round_ in range(5):
+                batch = [
+                    pulls.Pull(timezone.now(), name, "v1", f"{n}-{round_}", True, alice)
+                    for name in ["acme/private", "alice/own", "acme/public"] * 4
+                ]
+                pulls._write(batch, seal=True)
+                audit.record(action="org.update", organisation="acme", details={"n": n})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def sealer() -> None:
+        try:
+            while not stop.is_set():
+                seal_pending()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    sealers = [threading.Thread(target=sealer) for _ in range(2)]
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for thread in sealers + workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    stop.set()
+    for thread in sealers:
+        thread.join()
+    assert not errors, errors
+    seal_pending()
+    report = verify(grace=timedelta(0))
+    assert report.ok, report.problems
+    assert Event.objects.filter(action="manifest.pull").count() == 2 * 5 * 12
+    assert not Event.objects.filter(seal__isnull=True).exists()

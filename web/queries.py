@@ -18,7 +18,7 @@ TAG_ACTIONS = ("manifest.push", "tag.move", "tag.delete", "manifest.delete")
 
 def with_summary(repositories: QuerySet[Repository]) -> QuerySet[Any]:
     """Each repository with its last push, stored size and tag count (its pull_count is a
-    column, counted by audit.pulls)."""
+    column, counted in batches as audit.pulls writes the pulls)."""
     last_push = (
         Tag.objects.filter(repository=OuterRef("pk")).order_by("-updated_at").values("updated_at")
     )
