@@ -74,6 +74,10 @@ def pulls_counted(counts: Counts) -> None:
 
 _queue: list[Pull] = []
 _lock = threading.Lock()
+# Held for a whole flush, so that the flush at a worker's exit waits for one the thread
+# has in flight: the interpreter stops daemon threads mid-write once exit handlers end,
+# and that batch (taken off the queue) would be lost.
+_flushing = threading.Lock()
 _wake = threading.Event()
 _thread: threading.Thread | None = None
 
@@ -176,6 +180,11 @@ def _start(interval: float) -> None:
 
 def flush() -> int:
     """Write every queued pull (events and counts); returns how many."""
+    with _flushing:
+        return _flush()
+
+
+def _flush() -> int:
     with _lock:
         batch = _queue[:]
         _queue.clear()

@@ -286,3 +286,38 @@ def test_it_keeps_the_chains_valid_when_workers_flush_and_seal_at_once(people: A
     assert report.ok, report.problems
     assert Event.objects.filter(action="manifest.pull").count() == 2 * 5 * 12
     assert not Event.objects.filter(seal__isnull=True).exists()
+
+
+def test_it_waits_at_exit_for_a_flush_in_flight(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exit flush once found the queue empty while the thread was still writing the
+    batch it had taken, and the worker exited: those pulls were lost (all of them, when
+    they came within one flush interval)."""
+    import threading
+
+    settings.HUB_AUDIT_PULL_FLUSH_MS = 3_600_000
+    for i in range(3):
+        pulls.record_pull(request=_served_request(), repository="acme/app", digest=f"d{i}")
+    writing, release = threading.Event(), threading.Event()
+    written: list[list[str]] = []
+
+    def slow_write(batch: Any, **kwargs: Any) -> None:  # no database: threads here
+        if not writing.is_set():  # the first batch takes its time
+            writing.set()
+            assert release.wait(10)
+        written.append([pull.digest for pull in batch])
+
+    monkeypatch.setattr(pulls, "_write", slow_write)
+    in_flight = threading.Thread(target=pulls.flush)
+    in_flight.start()
+    assert writing.wait(10)
+    pulls.record_pull(request=_served_request(), repository="acme/app", digest="late")
+    at_exit = threading.Thread(target=pulls.flush)
+    at_exit.start()
+    at_exit.join(0.3)
+    assert at_exit.is_alive()  # waiting for the batch in flight, not gone at once
+    release.set()
+    in_flight.join(10)
+    at_exit.join(10)
+    assert written == [["d0", "d1", "d2"], ["late"]]

@@ -109,7 +109,7 @@ def test_it_records_and_seals_every_pull_and_writes_the_last_at_exit(tmp_path: P
         )
         assert counted.returncode == 0, counted.stderr
         recorded, unsealed, pull_count = map(int, counted.stdout.split()[-3:])
-        assert (recorded, unsealed, pull_count) == (PULLS, 0, PULLS)
+        assert (recorded, unsealed, pull_count) == (PULLS, 0, PULLS), node.log()[-6000:]
         # The other events (the push) are the sealer thread's, which may not have had a
         # round yet: seal them, then check every chain with no grace at all.
         assert _hub(db_env, data_dir, "audit", "seal").returncode == 0
