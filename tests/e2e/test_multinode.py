@@ -13,6 +13,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,10 +108,13 @@ def shared_cluster(
     data_dir = tmp_path_factory.mktemp(f"multi-{request.param}")
     with fresh_database(data_dir) as db_env, ExitStack() as stack:
         env |= db_env
-        a = start_hub(data_dir, env=env, args=SERVE_ARGS)
-        stack.callback(stop_soon, a)
-        b = start_hub(data_dir, env=env, args=SERVE_ARGS)
-        stack.callback(stop_soon, b)
+        # Both at once: start-up is mostly waiting (imports, the database).
+        with ThreadPoolExecutor(2) as pool:
+            starting = [pool.submit(start_hub, data_dir, env=env, args=SERVE_ARGS) for _ in "ab"]
+        for future in starting:
+            if future.exception() is None:
+                stack.callback(stop_soon, future.result())
+        a, b = (future.result() for future in starting)
         yield Cluster(a, b, request.param, data_dir)
 
 

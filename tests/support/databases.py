@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,24 +52,32 @@ def _template(base: str) -> str:
 
 
 _sqlite_template: list[Path] = []
+_sqlite_template_lock = threading.Lock()
+
+
+def sqlite_template() -> Path:
+    """A migrated SQLite database with the administrator, made once (thread-safe: the e2e
+    session starts making it in the background)."""
+    with _sqlite_template_lock:
+        if not _sqlite_template:
+            from tests.support.servers import migrate_and_make_admin
+
+            data_dir = Path(tempfile.mkdtemp(prefix="hub-template-"))
+            atexit.register(shutil.rmtree, data_dir, True)
+            migrate_and_make_admin(str(data_dir), {"DATABASE_URL": ""})
+            db = data_dir / "hub.sqlite3"
+            conn = sqlite3.connect(db)
+            try:  # everything into the main file, which is all that is copied
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+            _sqlite_template.append(db)
+        return _sqlite_template[0]
 
 
 def copy_sqlite_template(target: Path) -> None:
-    """Put a migrated SQLite database with the administrator at `target` (made once)."""
-    if not _sqlite_template:
-        from tests.support.servers import migrate_and_make_admin
-
-        data_dir = Path(tempfile.mkdtemp(prefix="hub-template-"))
-        atexit.register(shutil.rmtree, data_dir, True)
-        migrate_and_make_admin(str(data_dir), {"DATABASE_URL": ""})
-        db = data_dir / "hub.sqlite3"
-        conn = sqlite3.connect(db)
-        try:  # everything into the main file, which is all that is copied
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-        _sqlite_template.append(db)
-    shutil.copyfile(_sqlite_template[0], target)
+    """Put a migrated SQLite database with the administrator at `target`."""
+    shutil.copyfile(sqlite_template(), target)
 
 
 def postgres_base_url() -> str | None:

@@ -127,13 +127,26 @@ def ensure_admin(env: dict[str, str]) -> None:
     from tests.support.databases import PREPARED, copy_sqlite_template
 
     url = env.get("DATABASE_URL", "")
-    if url and url in PREPARED:
-        return
-    sqlite_file = Path(env["HUB_DATA_DIR"]) / "hub.sqlite3"
-    if not url and not sqlite_file.exists():
-        copy_sqlite_template(sqlite_file)
+    data_dir = Path(env["HUB_DATA_DIR"])
+    sqlite_file = data_dir / "hub.sqlite3"
+    if (url and url in PREPARED) or (not url and not sqlite_file.exists()):
+        if not url:
+            copy_sqlite_template(sqlite_file)
+        _first_secret_key(data_dir)
         return
     _migrate_and_admin(env)
+
+
+def _first_secret_key(data_dir: Path) -> None:
+    """The secret key `hub migrate` would have generated in the data folder: nodes started
+    together on a fresh folder then agree on it (hub/settings.py generates it when absent,
+    and two processes doing that at the same moment could each keep their own)."""
+    try:
+        fd = os.open(data_dir / "secret_key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(50))
 
 
 def migrate_and_make_admin(data_dir: str, env: dict[str, str]) -> None:
