@@ -46,6 +46,7 @@ class Lease:
         # Set by the heartbeat when its renewal found the lease gone (or could not tell):
         # the request thread checks with the database before it writes on.
         self.suspect = False
+        self.renewed_at = 0.0  # time.monotonic() of the last renewal that found it ours
 
     def acquire(self) -> Upload:
         deadline = time.monotonic() + WAIT_SECONDS
@@ -68,6 +69,7 @@ class Lease:
                 )
             seen = current
             _pause(POLL_SECONDS)
+        self.renewed_at = time.monotonic()
         heartbeat.add(self)
         # Read the state only now that it can no longer change under us.
         return Upload.objects.get(pk=self.upload_id)
@@ -82,15 +84,19 @@ class Lease:
 
     def renew(self) -> bool:
         """Extend the lease; False when it is no longer ours."""
-        return bool(
+        renewed = bool(
             Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
                 lease_until=_until(timezone.now())
             )
         )
+        if renewed:
+            self.renewed_at = time.monotonic()
+        return renewed
 
     def held(self) -> bool:
-        """Cheap enough for every chunk: asks the database only when the heartbeat failed."""
-        if not self.suspect:
+        """Cheap enough for every chunk: asks the database only when the heartbeat found
+        the lease gone, or has not renewed it for a while (stuck on the database, say)."""
+        if not self.suspect and time.monotonic() - self.renewed_at < 2 * HEARTBEAT_SECONDS:
             return True
         self.suspect = False
         return self.renew()

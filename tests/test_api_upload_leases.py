@@ -178,3 +178,26 @@ def test_the_heartbeat_thread_keeps_a_long_request_leased(client, monkeypatch: A
     while fresh.running():  # it stops when nothing is held
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_writer_asks_the_database_itself_when_the_heartbeat_is_late(
+    client, monkeypatch: Any
+) -> None:
+    """A heartbeat stuck (on a busy database, say) renews nothing: the request thread then
+    checks its lease itself before it writes on, and stops if it was taken meanwhile."""
+    start_upload(client, NAME)
+    upload = Upload.objects.get()
+    monkeypatch.setattr(leases, "HEARTBEAT_SECONDS", 0.05)
+
+    def chunks() -> Iterator[bytes]:
+        yield DATA[:100]
+        Upload.objects.update(lease_token="taker")  # taken, and no heartbeat noticed
+        time.sleep(0.15)
+        yield DATA[100:200]
+        pytest.fail("the request went on writing after its lease was taken")
+
+    with pytest.raises(RegistryError) as raised:
+        svc.upload_append(upload=upload, chunks=chunks())
+    assert raised.value.status == 409
+    upload.refresh_from_db()
+    assert (upload.size, upload.lease_token) == (0, "taker")
