@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -38,7 +37,7 @@ from tests.e2e.conftest import SKOPEO_DEST_CREDS, SKOPEO_SRC_CREDS
 from tests.e2e.images import make_image, read_layout, write_image_layout
 from tests.e2e.images import sha256 as layout_sha256
 from tests.support.databases import fresh_database, postgres_base_url
-from tests.support.nodes import NODE_ENV, assert_clean_log
+from tests.support.nodes import NODE_ENV, assert_clean_log, kill_node
 from tests.support.ocipush import Client, Image
 from tests.support.proxy import Nginx, find_nginx, start_nginx
 from tests.support.servers import (
@@ -116,17 +115,6 @@ def _hub_shell(env: dict[str, str], data_dir: Path, script: str) -> None:
     full = on_this_tree({**os.environ, "HUB_DATA_DIR": str(data_dir), **env})
     full.pop("DJANGO_SETTINGS_MODULE", None)
     subprocess.run([str(VENV_BIN / "hub"), "shell", "-c", script], env=full, check=True)
-
-
-def _kill_node(node: HubProcess) -> None:
-    """SIGKILL the gunicorn master and its workers at once, as a lost pod or machine."""
-    children = Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/children").read_text().split()
-    for pid in [node.proc.pid, *map(int, children)]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    node.proc.wait(10)
 
 
 def _failed(line: dict[str, object]) -> bool:
@@ -309,7 +297,7 @@ def test_it_survives_a_node_killed_under_load(cluster, tmp_path: Path) -> None: 
             warm = time.monotonic() - started
             served_before = _served_by(proxy, victim.host)
             done_before = len(tally.done)
-            _kill_node(victim)
+            kill_node(victim)
             killed_at = time.time()
             time.sleep(2)
             victim.restart()
