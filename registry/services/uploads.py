@@ -11,7 +11,6 @@ import hashlib
 import logging
 import re
 import secrets
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from hub import metrics
 from hub.tasks import send_on_commit
 from registry.digests import Digest, PlainHash, ResumableHash
 from registry.errors import RegistryError
+from registry.leases import Lease
 from registry.locks import digest_lock
 from registry.models import Blob, Repository, RepositoryBlob, Upload
 from registry.policies import rules
@@ -36,8 +36,9 @@ from registry.tasks import remove_upload_data
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
-LEASE_RENEW_SECONDS = 15
+# How long a cleanup round holds an idle session it removes (registry.leases has the
+# leases of requests, which a heartbeat renews).
+EXPIRE_CLAIM_SECONDS = 60
 
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes[= ])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
 
@@ -135,7 +136,7 @@ def _expire(pk: uuid.UUID, *, now: datetime) -> bool | None:
     never data that no row points at.
     """
     token = secrets.token_hex(8)
-    until = now + timedelta(seconds=LEASE_SECONDS)
+    until = now + timedelta(seconds=EXPIRE_CLAIM_SECONDS)
     if not Upload.objects.filter(_idle(now), pk=pk).update(lease_token=token, lease_until=until):
         return None
     state = Upload.objects.filter(pk=pk).values_list("storage_state", flat=True).first()
@@ -170,74 +171,44 @@ def upload_discard(*, upload: Upload) -> None:
     Upload.objects.filter(pk=upload.pk).delete()
 
 
-class _Lease:
+class _Lease(Lease):
+    """registry.leases.Lease, with what losing it means for an upload."""
+
     def __init__(self, upload: Upload) -> None:
-        self.upload_id = upload.pk
-        self.token = secrets.token_hex(8)
-        self.renewed = 0.0
+        super().__init__(upload.pk)
 
-    def acquire(self) -> Upload:
-        now = timezone.now()
-        claimed = (
-            Upload.objects.filter(pk=self.upload_id)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_token=self.token, lease_until=now + timedelta(seconds=LEASE_SECONDS))
-        )
-        if not claimed:
-            if not Upload.objects.filter(pk=self.upload_id).exists():
-                raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": str(self.upload_id)})
-            raise RegistryError(
-                "BLOB_UPLOAD_INVALID", "another request is writing to this upload", status=409
-            )
-        self.renewed = time.monotonic()
-        # Read the state only now that it can no longer change under us.
-        return Upload.objects.get(pk=self.upload_id)
-
-    def renew_if_due(self) -> None:
-        if time.monotonic() - self.renewed < LEASE_RENEW_SECONDS:
-            return
-        until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
-        if not Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
-            lease_until=until
-        ):
+    def check(self) -> None:
+        """Before writing on: the session must still be ours (a heartbeat renews it)."""
+        if not self.held():
             raise self.lost(None)
-        self.renewed = time.monotonic()
 
     def confirm(self, upload: Upload) -> None:
         """Before acting on what was written: the session must still be ours."""
-        until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
-        if not Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
-            lease_until=until
-        ):
+        if not self.renew():
             raise self.lost(upload.storage_state)
-        self.renewed = time.monotonic()
+
+    def gone(self) -> RegistryError:
+        """The error for a request whose lease is gone, the store left as it is."""
+        self.forget()
+        if Upload.objects.filter(pk=self.upload_id).exists():
+            return RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over", status=409)
+        return RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": str(self.upload_id)})
 
     def lost(self, written: StorageState | None) -> RegistryError:
         """The error for a request whose lease is gone, after removing what it wrote
         if the session itself is gone (cancelled or expired while the request streamed)."""
-        if Upload.objects.filter(pk=self.upload_id).exists():
-            return RegistryError("BLOB_UPLOAD_INVALID", "the upload was taken over", status=409)
+        error = self.gone()
+        if error.code != "BLOB_UPLOAD_UNKNOWN":
+            return error
         # Nobody will save a state naming what this request added: remove it (the backends
         # remove everything under the session, whatever the state says).
         get_storage().upload_abort(str(self.upload_id), written or {})
-        return RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": str(self.upload_id)})
+        return error
 
-    def release(self) -> None:
-        Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
-            lease_token="", lease_until=None
-        )
-
-    def save(self, upload: Upload) -> None:
-        saved = Upload.objects.filter(pk=self.upload_id, lease_token=self.token).update(
-            size=upload.size,
-            hash_state=upload.hash_state,
-            storage_state=upload.storage_state,
-            updated_at=timezone.now(),
-            lease_token="",
-            lease_until=None,
-        )
-        if not saved:
+    def save(self, upload: Upload) -> bool:
+        if not super().save(upload):
             raise self.lost(upload.storage_state)
+        return True
 
 
 def _hashing(
@@ -246,7 +217,7 @@ def _hashing(
     for chunk in chunks:
         if hasher is not None:
             hasher.update(chunk)
-        lease.renew_if_due()
+        lease.check()
         yield chunk
 
 
@@ -344,7 +315,10 @@ def upload_finish(
             digest_lock(str(digest), shared=True)
             blob, stored_before = _blob_record(current, str(digest))
             _link(current.repository, blob)
-            Upload.objects.filter(pk=current.pk).delete()
+            # Only the lease holder publishes: a request that lost it (its process stalled
+            # past the lease) rolls all of this back and leaves the session to the taker.
+            if not Upload.objects.filter(pk=current.pk, lease_token=lease.token).delete()[0]:
+                raise lease.gone()
             audit.record(
                 action="blob.upload",
                 repository=current.repository.name,
@@ -353,6 +327,7 @@ def upload_finish(
             )
             if stored_before:  # the store has the blob: this session's data goes
                 send_on_commit(remove_upload_data, str(current.id), current.storage_state)
+        lease.forget()
         metrics.UPLOAD_DURATION.observe((timezone.now() - current.created_at).total_seconds())
         return blob
     except BaseException:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 from tests.e2e.clients import RecordingProxy, need_tool, run
-from tests.support.databases import fresh_database
+from tests.support.databases import fresh_database, sqlite_template
 from tests.support.servers import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -96,6 +97,13 @@ class Hub:
 
 def unique(prefix: str) -> str:
     return f"e2e/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_template_early() -> None:
+    """Migrate the SQLite template while the first tests wait on their clients (it is first
+    needed some modules later; PostgreSQL's template is needed at once)."""
+    threading.Thread(target=sqlite_template, daemon=True).start()
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.support.databases import fresh_database, postgres_base_url
 from tests.support.nodes import (
     NODE_ENV,
     assert_clean_log,
+    kill_node,
     query,
     reap_stopped,
     run_together,
@@ -107,10 +110,13 @@ def shared_cluster(
     data_dir = tmp_path_factory.mktemp(f"multi-{request.param}")
     with fresh_database(data_dir) as db_env, ExitStack() as stack:
         env |= db_env
-        a = start_hub(data_dir, env=env, args=SERVE_ARGS)
-        stack.callback(stop_soon, a)
-        b = start_hub(data_dir, env=env, args=SERVE_ARGS)
-        stack.callback(stop_soon, b)
+        # Both at once: start-up is mostly waiting (imports, the database).
+        with ThreadPoolExecutor(2) as pool:
+            starting = [pool.submit(start_hub, data_dir, env=env, args=SERVE_ARGS) for _ in "ab"]
+        for future in starting:
+            if future.exception() is None:
+                stack.callback(stop_soon, future.result())
+        a, b = (future.result() for future in starting)
         yield Cluster(a, b, request.param, data_dir)
 
 
@@ -226,6 +232,47 @@ def test_a_patch_on_one_node_locks_out_the_other(cluster: Cluster) -> None:
     done = b.finish(b.url(path), sha256(first + second))
     assert done.status_code == 201, done.text
     assert a.get_blob("multi/lease", sha256(first + second)) == first + second
+
+
+def test_a_lease_left_by_a_killed_node_is_taken_over(cluster: Cluster) -> None:
+    """A node dies (SIGKILL) while its request holds an upload's lease: nobody renews the
+    lease any more, so another node's finishing PUT waits seconds for it to lapse and then
+    completes the upload, instead of answering 409."""
+    if cluster.storage != "filesystem":
+        pytest.skip("the lease is the same on either store: once is enough")
+    doomed = start_hub(cluster.data_dir, env=cluster.a.env, args=SERVE_ARGS, admin=False)
+    client = Client(doomed.url)
+    location = client.start_upload("multi/killed")
+    path = location.split(doomed.url, 1)[1]
+    upload_id = path.rsplit("/", 1)[1]
+    first, second = os.urandom(MiB), os.urandom(MiB)
+    streaming = threading.Event()
+
+    def stalled_body() -> Iterator[bytes]:
+        yield first
+        streaming.wait(30)  # the node dies meanwhile
+
+    def patch() -> None:
+        try:
+            client.patch(location, stalled_body(), 0, length=2 * MiB)
+        except requests.RequestException:
+            pass  # the node died under it
+
+    patcher = threading.Thread(target=patch)
+    patcher.start()
+    try:
+        wait_for_lease(cluster.a.env, cluster.data_dir, upload_id)
+        kill_node(doomed)
+    finally:
+        streaming.set()
+        patcher.join(30)
+    b = Client(cluster.b.url)
+    started = time.monotonic()
+    done = b.finish(b.url(path), sha256(first + second), first + second)
+    waited = time.monotonic() - started
+    assert done.status_code == 201, done.text
+    assert waited < 13, waited  # the lease (10 s) and no more
+    assert b.get_blob("multi/killed", sha256(first + second)) == first + second
 
 
 # --- start-up refuses bad settings -----------------------------------------------------------

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -55,9 +56,13 @@ def test_it_streams_uploads_through_nginx_to_two_nodes(tmp_path: Path, proxy: st
         # One data directory: the nodes share the store and the generated keys.
         env = {**db_env, "HUB_ACCESS_LOG": "-", "HUB_LOG_FORMAT": "json"}
         shared = tmp_path / "data"
-        nodes = [start_hub(shared, env=env, port=NODE_PORTS[0])]
-        nodes.append(start_hub(shared, env=env, port=NODE_PORTS[1], admin=False))
+        # Both at once: start-up is mostly waiting (imports, the database).
+        with ThreadPoolExecutor(2) as pool:
+            starting = [pool.submit(start_hub, shared, env=env, port=port) for port in NODE_PORTS]
+        nodes = [future.result() for future in starting if future.exception() is None]
         try:
+            if len(nodes) < len(starting):
+                raise next(f.exception() for f in starting if f.exception() is not None)  # type: ignore[misc]
             wait_http(proxy + "/healthz")
             http = requests.Session()
             http.auth = (ADMIN_USER, ADMIN_PASSWORD)

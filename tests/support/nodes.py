@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
@@ -86,6 +87,17 @@ def run_together(fn: Callable[[int], T], count: int) -> list[T]:
 
 def flatten(items: Iterable[Iterable[T]]) -> list[T]:
     return [x for xs in items for x in xs]
+
+
+def kill_node(node: HubProcess) -> None:
+    """SIGKILL the gunicorn master and its workers at once, as a lost pod or machine."""
+    children = Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/children").read_text().split()
+    for pid in [node.proc.pid, *map(int, children)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    node.proc.wait(10)
 
 
 _stopping: list[HubProcess] = []

@@ -119,7 +119,43 @@ ADMIN_CREDS = f"{ADMIN_USER}:{ADMIN_PASSWORD}"
 
 
 def ensure_admin(env: dict[str, str]) -> None:
-    """Migrate and create the administrator, as an operator would before first use."""
+    """Migrate and create the administrator, as an operator would before first use.
+
+    A fresh database is a copy of a template that had this done once (tests/support/
+    databases.py): copying it takes a fraction of a second, migrating several.
+    """
+    from tests.support.databases import PREPARED, copy_sqlite_template
+
+    url = env.get("DATABASE_URL", "")
+    data_dir = Path(env["HUB_DATA_DIR"])
+    sqlite_file = data_dir / "hub.sqlite3"
+    if (url and url in PREPARED) or (not url and not sqlite_file.exists()):
+        if not url:
+            copy_sqlite_template(sqlite_file)
+        _first_secret_key(data_dir)
+        return
+    _migrate_and_admin(env)
+
+
+def _first_secret_key(data_dir: Path) -> None:
+    """The secret key `hub migrate` would have generated in the data folder: nodes started
+    together on a fresh folder then agree on it (hub/settings.py generates it when absent,
+    and two processes doing that at the same moment could each keep their own)."""
+    try:
+        fd = os.open(data_dir / "secret_key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(50))
+
+
+def migrate_and_make_admin(data_dir: str, env: dict[str, str]) -> None:
+    full_env = on_this_tree({**os.environ, "HUB_DATA_DIR": data_dir, **env})
+    full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    _migrate_and_admin(full_env)
+
+
+def _migrate_and_admin(env: dict[str, str]) -> None:
     hub = str(VENV_BIN / "hub")
     subprocess.run([hub, "migrate", "--noinput"], env=env, check=True, capture_output=True)
     created = subprocess.run(
