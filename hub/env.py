@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -97,3 +98,21 @@ def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, obje
     raise ImproperlyConfigured(
         f"{name} must start with postgres:// or sqlite:/// (got {parts.scheme or url!r})"
     )
+
+
+def shared_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path`, made by the first process that needs it. Processes
+    starting at once on a fresh data folder must agree: a hard link creates the file
+    only if there is none (replacing it would let a later one win after an earlier one
+    had read its own)."""
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        tmp.write_text(make())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()

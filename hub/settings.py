@@ -14,6 +14,7 @@ from hub.env import (
     env_int,
     env_list,
     env_str,
+    shared_secret,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -38,11 +39,7 @@ def _secret_key() -> str:
     path = DATA_DIR / "secret_key"
     if not path.exists():
         _ensure_data_dir()
-        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-        tmp.write_text(secrets.token_urlsafe(50))
-        tmp.chmod(0o600)
-        tmp.replace(path) if not path.exists() else tmp.unlink()
-    return path.read_text().strip()
+    return shared_secret(path, lambda: secrets.token_urlsafe(50))
 
 
 DEBUG = env_bool("HUB_DEBUG", False)
