@@ -261,10 +261,15 @@ def test_racing_patches_exactly_one_wins(clean_node: HubProcess) -> None:
 # --- idle sessions ---------------------------------------------------------------------------
 
 
+IDLE_SECONDS = 3
+
+
 @pytest.fixture(scope="module")
 def idle_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     data_dir = tmp_path_factory.mktemp("idle")
-    hub = start_hub(data_dir, env={**NODE_ENV, "DATABASE_URL": "", "HUB_UPLOAD_IDLE_TIMEOUT": "2"})
+    # Long enough that a loaded machine's delay between a POST and its PATCH is not idle.
+    env = {**NODE_ENV, "DATABASE_URL": "", "HUB_UPLOAD_IDLE_TIMEOUT": str(IDLE_SECONDS)}
+    hub = start_hub(data_dir, env=env)
     yield hub
     stop_soon(hub)
 
@@ -278,7 +283,7 @@ def test_idle_session_expires(idle_node: HubProcess) -> None:
     idle_saved = time.monotonic()  # the server saved it before answering
     # The busy session sees a request every 0.8 s: it outlives the idle one.
     offset = 0
-    while offset < 4 * len(chunk) or time.monotonic() < idle_saved + 2.5:
+    while offset < 4 * len(chunk) or time.monotonic() < idle_saved + IDLE_SECONDS + 0.5:
         r = client.patch(busy, chunk, offset)
         assert r.status_code == 202, r.text
         offset += len(chunk)
@@ -314,12 +319,19 @@ def test_session_being_written_is_not_idle(idle_node: HubProcess) -> None:
         answered.wait(30)
         yield second
 
+    patch_over = threading.Event()
+
     def request(i: int) -> requests.Response:
         if i == 0:
-            return Client(idle_node.url).patch(location, slow_body(), 0, length=len(data))
+            try:
+                return Client(idle_node.url).patch(location, slow_body(), 0, length=len(data))
+            finally:
+                patch_over.set()
         try:
-            wait_for_lease(idle_node.env, idle_node.data_dir, location.rsplit("/", 1)[1])
-            time.sleep(max(0.0, started + 2.5 - time.monotonic()))  # past the idle timeout
+            upload_id = location.rsplit("/", 1)[1]
+            wait_for_lease(idle_node.env, idle_node.data_dir, upload_id, unless=patch_over)
+            # Past the idle timeout:
+            time.sleep(max(0.0, started + IDLE_SECONDS + 0.5 - time.monotonic()))
             return Client(idle_node.url).http.get(location, timeout=30)
         finally:
             answered.set()

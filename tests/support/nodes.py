@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -118,11 +119,18 @@ def reap_stopped() -> None:
 
 
 def wait_for_lease(
-    env: dict[str, str], data_dir: Path, upload_id: str, timeout: float = 30
+    env: dict[str, str],
+    data_dir: Path,
+    upload_id: str,
+    timeout: float = 30,
+    unless: threading.Event | None = None,
 ) -> None:
-    """Until a request holds the upload session's lease (it is streaming into it)."""
+    """Until a request holds the upload session's lease (it is streaming into it); not
+    past `unless` being set (the request meant to take it has ended)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if unless is not None and unless.is_set():
+            raise AssertionError(f"the request ended without taking the lease of {upload_id}")
         key = upload_id if env.get("DATABASE_URL") else upload_id.replace("-", "")  # char(32)
         rows = query(env, data_dir, "SELECT lease_token FROM registry_upload WHERE id = %s", key)
         if rows and rows[0][0]:
