@@ -138,6 +138,15 @@ def test_each_job_runs_once_per_period(settings: Any, hub: Client) -> None:
     assert scheduler.run_due_jobs() == ["registry.expire_uploads"]
 
 
+def test_it_reads_the_jobs_once_a_tick_when_none_is_due(
+    settings: Any, django_assert_num_queries: Any
+) -> None:
+    settings.HUB_PERIODIC_JOBS = {"registry.expire_uploads": 600, "audit.run_exports": 600}
+    assert sorted(scheduler.run_due_jobs()) == ["audit.run_exports", "registry.expire_uploads"]
+    with django_assert_num_queries(1):  # was an UPDATE and a SELECT per job, every tick
+        assert scheduler.run_due_jobs() == []
+
+
 def test_only_one_claim_wins_a_period() -> None:
     assert scheduler.claim("job", 60)
     assert not scheduler.claim("job", 60)
