@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 
 from django.conf import settings
@@ -41,7 +42,7 @@ def claim(name: str, every: float) -> bool:
     return created and bool(PeriodicJob.objects.filter(due, name=name).update(last_started_at=now))
 
 
-def _due(jobs: dict[str, float]) -> list[tuple[str, float]]:
+def _due(jobs: Mapping[str, float]) -> list[tuple[str, float]]:
     """The jobs whose period has passed, as far as one read of their rows tells: every
     worker ticks every few seconds, and most ticks find nothing due, so they cost one
     query rather than a claim per job (claim() still decides who runs one)."""
@@ -50,11 +51,12 @@ def _due(jobs: dict[str, float]) -> list[tuple[str, float]]:
         PeriodicJob.objects.filter(name__in=active).values_list("name", "last_started_at")
     )
     now = timezone.now()
-    return [
-        (name, every)
-        for name, every in active.items()
-        if started.get(name) is None or started[name] <= now - timedelta(seconds=every)
-    ]
+    due = []
+    for name, every in active.items():
+        last = started.get(name)
+        if last is None or last <= now - timedelta(seconds=every):
+            due.append((name, every))
+    return due
 
 
 def run_due_jobs() -> list[str]:
