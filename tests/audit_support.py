@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, transaction
@@ -39,3 +41,39 @@ def assert_fields(event: Event, expected: dict[str, Any]) -> None:
                 assert event.details.get(key) == inner, (event.action, key, event.details)
         else:
             assert getattr(event, name) == value, (event.action, name, getattr(event, name))
+
+
+def run_beside_sealers(writers: list[Callable[[], None]], sealers: int = 2) -> None:
+    """Run the writers in threads while sealer threads seal in a loop, each thread on its
+    own connection; then seal what is left. Any thread's exception fails the test."""
+    from audit.sealing import seal_pending
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def guarded(body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                body()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        return run
+
+    def sealer() -> None:
+        while not stop.is_set():
+            seal_pending()
+
+    sealing = [threading.Thread(target=guarded(sealer)) for _ in range(sealers)]
+    writing = [threading.Thread(target=guarded(writer)) for writer in writers]
+    for thread in sealing + writing:
+        thread.start()
+    for thread in writing:
+        thread.join()
+    stop.set()
+    for thread in sealing:
+        thread.join()
+    assert not errors, errors
+    seal_pending()

@@ -20,7 +20,7 @@ from audit.canonical import GENESIS, chain_hash
 from audit.models import AppendOnly, Event, Seal
 from audit.sealing import seal_pending
 from audit.verify import verify
-from tests.audit_support import raw
+from tests.audit_support import raw, run_beside_sealers
 from tests.conftest import basic_auth
 from tests.helpers import push_image
 from tests.people import PASSWORD, People
@@ -265,40 +265,14 @@ def test_it_keeps_every_chain_valid_under_concurrent_pushes_and_sealers(
         # The shared-cache in-memory test database answers "table is locked" to a second
         # writer instead of waiting; a file database (and PostgreSQL) queue them.
         pytest.skip("needs a database that queues concurrent writers")
-    errors: list[BaseException] = []
-    stop = threading.Event()
 
     def pusher(i: int) -> None:
-        try:
-            client = Client(HTTP_AUTHORIZATION=basic_auth("alice", PASSWORD))
-            for j in range(3):
-                repo = "acme/private" if (i + j) % 2 else "alice/own"
-                push_image(client, repo, f"t{j}", layers=(f"{i}-{j}".encode(),))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        client = Client(HTTP_AUTHORIZATION=basic_auth("alice", PASSWORD))
+        for j in range(3):
+            repo = "acme/private" if (i + j) % 2 else "alice/own"
+            push_image(client, repo, f"t{j}", layers=(f"{i}-{j}".encode(),))
 
-    def sealer() -> None:
-        try:
-            while not stop.is_set():
-                seal_pending()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    sealers = [threading.Thread(target=sealer) for _ in range(2)]
-    pushers = [threading.Thread(target=pusher, args=(i,)) for i in range(4)]
-    for thread in sealers + pushers:
-        thread.start()
-    for thread in pushers:
-        thread.join()
-    stop.set()
-    for thread in sealers:
-        thread.join()
-    assert not errors, errors
-    seal_pending()
+    run_beside_sealers([lambda i=i: pusher(i) for i in range(4)])
     report = verify(grace=NO_GRACE)
     assert report.ok, report.problems
     assert not Event.objects.filter(seal__isnull=True).exists()

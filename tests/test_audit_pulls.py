@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit import pulls
 from audit.models import Event
-from tests.audit_support import actions_after, mark
+from tests.audit_support import actions_after, mark, run_beside_sealers
 
 pytestmark = pytest.mark.django_db
 
@@ -234,54 +234,25 @@ def test_it_stores_each_pull_time_as_the_orm_does(people: Any, settings: Any) ->
 
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_the_chains_valid_when_workers_flush_and_seal_at_once(people: Any) -> None:
-    import threading
-
     from django.db import connection
 
     import audit
-    from audit.sealing import seal_pending
     from audit.verify import verify
 
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
         pytest.skip("needs a database that queues concurrent writers")
-    errors: list[BaseException] = []
-    stop = threading.Event()
     alice = people.actor("alice")
 
     def worker(n: int) -> None:  # a gunicorn worker's flush thread, and its other events
-        try:
-            for round_ in range(5):
-                batch = [
-                    pulls.Pull(timezone.now(), name, "v1", f"{n}-{round_}", True, alice)
-                    for name in ["acme/private", "alice/own", "acme/public"] * 4
-                ]
-                pulls._write(batch, seal=True)
-                audit.record(action="org.update", organisation="acme", details={"n": n})
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        for round_ in range(5):
+            batch = [
+                pulls.Pull(timezone.now(), name, "v1", f"{n}-{round_}", True, alice)
+                for name in ["acme/private", "alice/own", "acme/public"] * 4
+            ]
+            pulls._write(batch, seal=True)
+            audit.record(action="org.update", organisation="acme", details={"n": n})
 
-    def sealer() -> None:
-        try:
-            while not stop.is_set():
-                seal_pending()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    sealers = [threading.Thread(target=sealer) for _ in range(2)]
-    workers = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
-    for thread in sealers + workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    stop.set()
-    for thread in sealers:
-        thread.join()
-    assert not errors, errors
-    seal_pending()
+    run_beside_sealers([lambda n=n: worker(n) for n in range(2)])
     report = verify(grace=timedelta(0))
     assert report.ok, report.problems
     assert Event.objects.filter(action="manifest.pull").count() == 2 * 5 * 12
