@@ -165,17 +165,27 @@ class Heartbeat:
             return self._thread is not None
 
     def beat(self) -> None:
-        """One round: renew every lease held now."""
-        for lease in self.held():
-            try:
-                if not lease.renew():
-                    lease.suspect = True
-            except DatabaseError:
-                # The request thread asks the database itself; a connection left broken
-                # is opened anew next round.
+        """One round: renew every lease held now, in one UPDATE and one read however many
+        uploads the process is serving; a lease no longer found is flagged."""
+        leases = {lease.token: lease for lease in self.held()}
+        if not leases:
+            return
+        try:
+            mine = Upload.objects.filter(lease_token__in=leases)
+            mine.update(lease_until=_until(timezone.now()))
+            renewed = set(mine.values_list("lease_token", flat=True))
+        except DatabaseError:
+            # The request threads ask the database themselves; a connection left broken
+            # is opened anew next round.
+            renewed = set()
+            log.warning("could not renew the leases of %d uploads", len(leases))
+            connections["default"].close()
+        now = time.monotonic()
+        for token, lease in leases.items():
+            if token in renewed:
+                lease.renewed_at = now
+            else:
                 lease.suspect = True
-                log.warning("could not renew the lease of upload %s", lease.upload_id)
-                connections["default"].close()
 
     def _run(self) -> None:
         try:

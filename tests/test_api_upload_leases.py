@@ -159,6 +159,27 @@ def test_the_heartbeat_renews_what_it_holds_and_flags_what_it_lost(client) -> No
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_renews_every_lease_of_the_process_in_one_round_trip_or_two(
+    client, django_assert_num_queries: Any
+) -> None:
+    held = []
+    for _ in range(5):
+        start_upload(client, NAME)
+    for upload in Upload.objects.all():
+        lease = Lease(upload.pk)
+        lease.acquire()
+        held.append(lease)
+    try:
+        Upload.objects.update(lease_until=timezone.now() + timedelta(seconds=1))
+        with django_assert_num_queries(2):  # was an UPDATE per lease, every 2 s
+            leases.heartbeat.beat()
+        assert not Upload.objects.filter(lease_until__lt=timezone.now() + timedelta(seconds=5))
+        assert not any(lease.suspect for lease in held)
+    finally:
+        for lease in held:
+            lease.release()
+
+
 def test_the_heartbeat_thread_keeps_a_long_request_leased(client, monkeypatch: Any) -> None:
     monkeypatch.setattr(leases, "HEARTBEAT_SECONDS", 0.05)
     monkeypatch.setattr(leases, "LEASE_SECONDS", 0.3)
