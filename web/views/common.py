@@ -43,6 +43,18 @@ def unconfirmed(request: HttpRequest, title: str, text: str) -> HttpResponse | N
     return render(request, "web/confirm.html", context)
 
 
+def posted_user_to_remove(
+    request: HttpRequest, question: str, consequence: str
+) -> tuple[Any, HttpResponse | None]:
+    """The active user a remove-member form posts (None if there is none of that name),
+    and the confirmation page to answer first (None once confirmed); `question` names
+    them as {user}."""
+    user = active_user(request.POST.get("username", ""))
+    if user is None:
+        return None, None
+    return user, unconfirmed(request, question.replace("{user}", user.username), consequence)
+
+
 def grant_subject(kind: str, name: str, organisation: Organisation | None) -> dict[str, Any] | None:
     """The user, team or robot a grant form names (team and robot: of `organisation`),
     as grant_set's keyword arguments; None if there is none of that name."""

@@ -24,7 +24,14 @@ from teams.permissions import (
 from web import forms
 from web.access import actor_of, visible_organisation
 from web.views import operations
-from web.views.common import active_user, grant_subject, messages_of, posted_id, unconfirmed
+from web.views.common import (
+    active_user,
+    grant_subject,
+    messages_of,
+    posted_id,
+    posted_user_to_remove,
+    unconfirmed,
+)
 from web.views.errors import forbidden_page
 
 
@@ -114,15 +121,14 @@ def _organisation_post(
                 return here, form, team_form
         return None, form, team_form
     if what == "remove-member":
-        user = active_user(request.POST.get("username", ""))
+        user, asked = posted_user_to_remove(
+            request,
+            f"Remove {{user}} from {org.name}?",
+            "They leave every team of the organisation and lose what those teams grant.",
+        )
+        if asked is not None:
+            return asked, member_form, team_form
         if user is not None:
-            asked = unconfirmed(
-                request,
-                f"Remove {user.username} from {org.name}?",
-                "They leave every team of the organisation and lose what those teams grant.",
-            )
-            if asked is not None:
-                return asked, member_form, team_form
             try:
                 actions.membership_remove(organisation=org, user=user)
             except ValidationError:

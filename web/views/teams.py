@@ -17,7 +17,14 @@ from teams.models import Level, RepositoryGrant, Team
 from teams.permissions import may_administer_repository, may_manage_team, visible_repositories
 from web import forms
 from web.access import actor_of, visible_organisation, visible_team
-from web.views.common import active_user, messages_of, posted_id, subject_label, unconfirmed
+from web.views.common import (
+    active_user,
+    messages_of,
+    posted_id,
+    posted_user_to_remove,
+    subject_label,
+    unconfirmed,
+)
 from web.views.errors import forbidden_page
 
 
@@ -111,15 +118,14 @@ def _team_post(
             return here
         return None
     if what == "remove-member":
-        user = active_user(request.POST.get("username", ""))
+        user, asked = posted_user_to_remove(
+            request,
+            f"Remove {{user}} from the team {team.name}?",
+            "They stay in the organisation but lose what this team grants.",
+        )
+        if asked is not None:
+            return asked
         if user is not None:
-            asked = unconfirmed(
-                request,
-                f"Remove {user.username} from the team {team.name}?",
-                "They stay in the organisation but lose what this team grants.",
-            )
-            if asked is not None:
-                return asked
             actions.team_member_remove(team=team, user=user)
             messages.success(request, f"Removed {user.username} from {team.name}.")
         return here
