@@ -44,6 +44,14 @@ _PG_ISO = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:S
 Row = list[Any]  # a sealed event as sealed_tuples gives it: COLUMNS order
 
 
+def in_seal_order(events: QuerySet[Event], chains: Sequence[str] | None) -> QuerySet[Event]:
+    """The sealed ones of `events`, chain by chain in seal order; only of `chains` if given."""
+    sealed = events.filter(seal__isnull=False)
+    if chains is not None:
+        sealed = sealed.filter(seal__chain__in=chains)
+    return sealed.order_by("seal__chain", "seal__seq")
+
+
 def sealed_tuples(events: QuerySet[Event], chains: Sequence[str] | None = None) -> Iterator[Row]:
     """Each sealed event's content plus seq, prev_hash and hash, chain by chain in order:
     a list in COLUMNS order, occurred_at in the canonical form, details as its JSON text.
@@ -53,13 +61,8 @@ def sealed_tuples(events: QuerySet[Event], chains: Sequence[str] | None = None) 
     when the filter is known to keep only those (an organisation's), limits the walk to
     them. Plain tuples, CHUNK rows at a time: memory stays flat.
     """
-    sealed = events.filter(seal__isnull=False)
-    if chains is not None:
-        sealed = sealed.filter(seal__chain__in=chains)
-    sealed, fields, in_sql = content_columns(sealed)
-    rows = sealed.order_by("seal__chain", "seal__seq").values_list(
-        *fields, "seal__seq", "seal__prev_hash", "seal__hash"
-    )
+    sealed, fields, in_sql = content_columns(in_seal_order(events, chains))
+    rows = sealed.values_list(*fields, "seal__seq", "seal__prev_hash", "seal__hash")
     for values in rows.iterator(chunk_size=CHUNK):
         row = list(values)
         if not in_sql:
@@ -197,11 +200,8 @@ def stream(
     PostgreSQL the database writes the lines (audit.export_sql); the same bytes."""
     if connections[events.db].vendor != "postgresql":
         return PythonExport(fmt, events, chains)
-    sealed = events.filter(seal__isnull=False)
-    if chains is not None:
-        sealed = sealed.filter(seal__chain__in=chains)
-    sealed = sealed.order_by("seal__chain", "seal__seq")
-    return CopyExport(fmt, sealed, COLUMNS, header=CSV_HEADER if fmt == "csv" else "")
+    header = CSV_HEADER if fmt == "csv" else ""
+    return CopyExport(fmt, in_seal_order(events, chains), COLUMNS, header=header)
 
 
 def render(fmt: str, events: QuerySet[Event], chains: Sequence[str] | None = None) -> Iterator[str]:
